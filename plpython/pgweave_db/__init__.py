@@ -1,0 +1,13 @@
+"""The Python that runs inside PostgreSQL under plpython3u.
+
+The installer stores these modules in ``ai._python_module``; ``ai._load_python()``
+imports them from there, so the code in a database is always the code of the schema
+version installed in it. Modules, in the order a row travels:
+
+- ``settings``: host, timeout and secret resolution from arguments and GUCs;
+- ``http``: one pooled, retrying HTTP session per backend;
+- ``ollama``, ``openai``: model providers;
+- ``vectors``: conversion between Python lists and pgvector's text form.
+"""
+
+CODE_PACKAGE = "pgweave_db"

@@ -1,0 +1,18 @@
+"""Raise PostgreSQL errors that say what happened and what to do."""
+
+from __future__ import annotations
+
+import plpy
+
+
+def fail(message: str, *, hint: str | None = None, detail: str | None = None,
+         sqlstate: str | None = None) -> None:
+    """Raise an ERROR with an optional hint, detail and SQLSTATE."""
+    kwargs = {}
+    if hint:
+        kwargs["hint"] = hint
+    if detail:
+        kwargs["detail"] = detail
+    if sqlstate:
+        kwargs["sqlstate"] = sqlstate
+    plpy.error(message, **kwargs)

@@ -1,0 +1,3 @@
+"""pgweave: in-database AI for PostgreSQL."""
+
+__version__ = "0.1.0"

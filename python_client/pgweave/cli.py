@@ -1,0 +1,142 @@
+"""The `pgweave` command line."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+
+app = typer.Typer(
+    help="pgweave: in-database AI for PostgreSQL.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+db_app = typer.Typer(help="The project-local throwaway PostgreSQL cluster (.pgweave/db).",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DsnOption = Annotated[
+    Optional[str],
+    typer.Option("--dsn", help="libpq DSN; default: $PGWEAVE_DSN, then $DATABASE_URL, then libpq defaults"),
+]
+
+
+def resolve_dsn(dsn: str | None) -> str:
+    """--dsn, then PGWEAVE_DSN, then DATABASE_URL, then '' (libpq's own defaults)."""
+    return dsn or os.environ.get("PGWEAVE_DSN") or os.environ.get("DATABASE_URL") or ""
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print the pgweave client version."""
+    console.print(__version__)
+
+
+@app.command()
+def install(
+    dsn_arg: Annotated[Optional[str], typer.Argument(metavar="DSN", help="database to install into")] = None,
+    dsn: DsnOption = None,
+    revision: Annotated[str, typer.Option(help="alembic revision to upgrade to")] = "head",
+) -> None:
+    """Install or upgrade the `ai` schema (extensions, tables, functions, in-database Python)."""
+    import psycopg
+
+    from .install import install as do_install
+
+    target = dsn_arg or resolve_dsn(dsn)
+    try:
+        installed = do_install(target, revision)
+    except psycopg.OperationalError as exc:
+        _fail(f"cannot connect: {str(exc).strip()}\nhint: pass a DSN, e.g. "
+              "`pgweave install postgresql://user@host:5432/db`, or set PGWEAVE_DSN", 2)
+    except Exception as exc:  # alembic wraps driver errors; show the database's words
+        _fail(f"install failed: {str(getattr(exc, 'orig', exc)).strip()}")
+    console.print(f"[green]pgweave {installed} installed[/]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (Ollama's default is 11434)")] = 11434,
+    model_dir: Annotated[Optional[list[str]], typer.Option(
+        "--model-dir", help="extra sentence-transformers directory to serve, as PATH or NAME=PATH")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the local Ollama-compatible model server (serves all-minilm offline)."""
+    try:
+        from .serve import run
+    except ImportError as exc:
+        _fail(f"the model server needs the serve extra ({exc.name} is missing): "
+              "pip install torch==2.13.0 'pgweave[serve]'")
+    run(host=host, port=port, model_dirs=model_dir or [], log_level=log_level)
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Create (if needed) and start the local cluster; print its DSN."""
+    from .localdb import LocalDBError, default_cluster
+
+    try:
+        print(default_cluster().start())
+    except LocalDBError as exc:
+        _fail(str(exc))
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the local cluster."""
+    from .localdb import default_cluster
+
+    default_cluster().stop()
+
+
+@db_app.command("dsn")
+def db_dsn(dbname: Annotated[str, typer.Argument(help="database name")] = "postgres") -> None:
+    """Print the local cluster's DSN (for PGWEAVE_DSN=$(pgweave db dsn))."""
+    from .localdb import LocalDBError, default_cluster
+
+    try:
+        print(default_cluster().dsn(dbname))
+    except LocalDBError as exc:
+        _fail(str(exc))
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the local cluster runs; exit 3 when it does not."""
+    from .localdb import default_cluster
+
+    cluster = default_cluster()
+    if cluster.running():
+        console.print(f"running: {cluster.dsn()}")
+    else:
+        console.print("stopped")
+        raise typer.Exit(3)
+
+
+@db_app.command("destroy")
+def db_destroy() -> None:
+    """Stop the local cluster and delete its data."""
+    from .localdb import default_cluster
+
+    default_cluster().destroy()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

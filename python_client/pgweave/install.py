@@ -1,0 +1,62 @@
+"""Install or upgrade the ``ai`` schema in a database, through alembic."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg
+import sqlalchemy
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.pool import NullPool
+
+from .resources import resource_dir
+
+VERSION_TABLE = "pgweave_migration"
+
+
+def engine_for(dsn: str) -> sqlalchemy.Engine:
+    """An SQLAlchemy engine over psycopg for any libpq DSN (URI or key=value)."""
+    return sqlalchemy.create_engine(
+        "postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=NullPool
+    )
+
+
+def alembic_config(connection: sqlalchemy.Connection | None = None) -> Config:
+    """An alembic Config for pgweave's own migrations, bound to ``connection``."""
+    migrations = resource_dir("migrations")
+    config = Config(str(migrations / "alembic.ini"))
+    config.set_main_option("script_location", str(migrations))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@contextmanager
+def _connected(dsn: str) -> Iterator[sqlalchemy.Connection]:
+    engine = engine_for(dsn)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def install(dsn: str, revision: str = "head") -> str:
+    """Upgrade the database at ``dsn`` to ``revision``; return the installed version."""
+    with _connected(dsn) as connection:
+        command.upgrade(alembic_config(connection), revision)
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT ai.pgweave_version()").fetchone()
+    return row[0] if row else "none"
+
+
+def current_revision(dsn: str) -> str | None:
+    """The alembic revision the database is at, or None before the first install."""
+    with psycopg.connect(dsn) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f"ai.{VERSION_TABLE}",)).fetchone()[0]
+        if exists is None:
+            return None
+        row = conn.execute(f"SELECT version_num FROM ai.{VERSION_TABLE}").fetchone()
+        return row[0] if row else None

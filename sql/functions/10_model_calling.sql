@@ -1,0 +1,60 @@
+-- Re-applied on every install: functions that call model servers from SQL.
+--
+-- Volatility: the embedding functions are IMMUTABLE although they call a server. That is
+-- deliberate: with constant arguments the planner folds `ai.ollama_embed('m', 'q')` to a
+-- constant once per query, so `ORDER BY embedding <=> ai.ollama_embed(...)` embeds the
+-- query text once, not once per row (a STABLE function is re-evaluated per row in a
+-- sequential scan). The cost: a model swapped under the same name is not noticed by
+-- cached plans. Never use these functions in an index expression.
+
+-- Embed one text with Ollama's /api/embed; NULL in, NULL out.
+CREATE OR REPLACE FUNCTION ai.ollama_embed(
+    model text,
+    input_text text,
+    host text DEFAULT NULL,
+    keep_alive text DEFAULT NULL,
+    embedding_options jsonb DEFAULT NULL
+) RETURNS vector
+LANGUAGE plpython3u IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+pw = GD["pgweave"]
+if input_text is None:
+    return None
+vector, = pw.ollama.embed(model, [input_text], host, keep_alive, embedding_options)
+return pw.vectors.to_pgvector(vector)
+$python$;
+
+-- Embed many texts in one /api/embed request; one row per input, NULL inputs give NULL.
+CREATE OR REPLACE FUNCTION ai.ollama_embed(
+    model text,
+    input_texts text[],
+    host text DEFAULT NULL,
+    keep_alive text DEFAULT NULL,
+    embedding_options jsonb DEFAULT NULL
+) RETURNS TABLE ("index" int, embedding vector)
+LANGUAGE plpython3u IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+pw = GD["pgweave"]
+if input_texts is None:
+    return []
+present = [(i, t) for i, t in enumerate(input_texts) if t is not None]
+vectors = pw.ollama.embed(model, [t for _, t in present], host, keep_alive, embedding_options) if present else []
+by_index = {i: pw.vectors.to_pgvector(v) for (i, _), v in zip(present, vectors)}
+return [(i, by_index.get(i)) for i in range(len(input_texts))]
+$python$;
+
+-- The models an Ollama server has (/api/tags).
+CREATE OR REPLACE FUNCTION ai.ollama_list_models(host text DEFAULT NULL)
+RETURNS TABLE (name text, model text, size bigint, digest text, family text,
+               format text, parameter_size text, quantization_level text, modified_at timestamptz)
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+pw = GD["pgweave"]
+for m in pw.ollama.list_models(host):
+    d = m.get("details") or {}
+    yield (m.get("name"), m.get("model"), m.get("size"), m.get("digest"), d.get("family"),
+           d.get("format"), d.get("parameter_size"), d.get("quantization_level"), m.get("modified_at"))
+$python$;
