@@ -33,13 +33,13 @@ missing_packages() {
 
 PACKAGES=(
     "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-plpython3-${PG_MAJOR}"
-    "postgresql-${PG_MAJOR}-cron" python3-requests build-essential dpkg-dev ca-certificates
+    "postgresql-${PG_MAJOR}-cron" python3-requests python3-venv build-essential dpkg-dev ca-certificates
 )
 mapfile -t MISSING < <(missing_packages "${PACKAGES[@]}")
 if [ "${#MISSING[@]}" -gt 0 ]; then
     apt_update_once
     log "apt-get install ${MISSING[*]}"
-    $SUDO apt-get install -y -qq --no-install-recommends "${MISSING[@]}"
+    $SUDO apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >/dev/null
 else
     log "Debian packages present"
 fi

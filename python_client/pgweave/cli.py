@@ -19,8 +19,8 @@ db_app = typer.Typer(help="The project-local throwaway PostgreSQL cluster (.pgwe
                      no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DsnOption = Annotated[
     Optional[str],
@@ -58,11 +58,12 @@ def install(
     target = dsn_arg or resolve_dsn(dsn)
     try:
         installed = do_install(target, revision)
-    except psycopg.OperationalError as exc:
-        _fail(f"cannot connect: {str(exc).strip()}\nhint: pass a DSN, e.g. "
-              "`pgweave install postgresql://user@host:5432/db`, or set PGWEAVE_DSN", 2)
-    except Exception as exc:  # alembic wraps driver errors; show the database's words
-        _fail(f"install failed: {str(getattr(exc, 'orig', exc)).strip()}")
+    except Exception as exc:  # alembic and SQLAlchemy wrap driver errors; show the database's words
+        cause = getattr(exc, "orig", None) or exc
+        if isinstance(cause, psycopg.OperationalError):
+            _fail(f"cannot connect: {str(cause).strip()}\nhint: pass a DSN, e.g. "
+                  "`pgweave install postgresql://user@host:5432/db`, or set PGWEAVE_DSN", 2)
+        _fail(f"install failed: {str(cause).strip()}")
     console.print(f"[green]pgweave {installed} installed[/]")
 
 

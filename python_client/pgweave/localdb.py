@@ -94,6 +94,7 @@ class LocalCluster:
             except KeyError as exc:
                 raise LocalDBError("running as root needs the `postgres` OS user; run `make setup`") from exc
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
+            _check_traversable(self.root.parent, pw.pw_name)
         result = self._run(
             "initdb", "-D", str(self.datadir), "-U", self.user, "--auth=trust",
             "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
@@ -164,6 +165,16 @@ class LocalCluster:
                         return
             time.sleep(0.1)
         raise LocalDBError(f"the local cluster in {self.root} did not become ready in {timeout:.0f}s")
+
+
+def _check_traversable(path: Path, user: str) -> None:
+    """Fail early when the server's OS user could not reach ``path``."""
+    check = subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(path)], check=False)
+    if check.returncode != 0:
+        raise LocalDBError(
+            f"the `{user}` OS user cannot enter {path}; put the cluster under a folder it can "
+            "reach (set PGWEAVE_LOCALDB, e.g. /tmp/pgweave-db) or `chmod o+x` the folders above it"
+        )
 
 
 def _port_is_free(port: int) -> bool:

@@ -1,0 +1,52 @@
+# pgweave: the two commands are `make demo` and `make test`; both set up what they need.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pgweave-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup stack venv test demo db-start db-stop db-dsn serve lint bench clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: stack venv  ## install PostgreSQL 15 + extensions and the project venv (idempotent)
+
+stack:  ## Debian packages and pgvector 0.8.0 (docker/install-stack.sh, also used by the image)
+	@bash docker/install-stack.sh
+
+venv: $(STAMP)
+
+# torch is pinned first: an unpinned torch pulls gigabytes of CUDA packages.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "[setup] installing the project into $(VENV) (first time: a few minutes)"
+	@$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
+	@$(BIN)/pip install -q --disable-pip-version-check -e '.[serve,dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(BIN)/python -c "import torch, pgweave, sentence_transformers, pytest" || { echo "venv install failed"; exit 1; }
+	@touch $(STAMP)
+
+test: setup  ## run the test suite against a throwaway cluster and the local model server
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: setup  ## start the stack, install the ai schema, embed a sentence from SQL
+	$(BIN)/python -m pgweave.demo
+
+db-start: setup  ## start the project-local cluster (.pgweave/db) and print its DSN
+	@$(BIN)/pgweave db start
+
+db-stop:  ## stop the project-local cluster
+	@$(BIN)/pgweave db stop
+
+db-dsn:  ## print the project-local cluster's DSN
+	@$(BIN)/pgweave db dsn
+
+serve: setup  ## run the local model server on :11434
+	$(BIN)/pgweave serve
+
+bench: setup  ## run the benchmarks in bench/
+	@for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:  ## stop and delete the local cluster
+	-@$(BIN)/pgweave db destroy

