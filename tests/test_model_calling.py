@@ -1,0 +1,198 @@
+"""Model calling from SQL: Ollama and OpenAI-compatible functions against `pgweave serve`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+from conftest import role_dsn
+
+
+def _one(dsn: str, sql: str, params=None):
+    with psycopg.connect(dsn) as conn:
+        register_vector(conn)
+        return conn.execute(sql, params).fetchone()[0]
+
+
+def _cos(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# --- Ollama ---------------------------------------------------------------------------
+
+def test_ollama_list_models_and_ps(db):
+    with psycopg.connect(db) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM ai.ollama_list_models()")}
+        assert "all-minilm:latest" in names
+        conn.execute("SELECT ai.ollama_embed('all-minilm', 'load it')")
+        loaded = [r[0] for r in conn.execute("SELECT name FROM ai.ollama_ps()")]
+    assert any(n.startswith("all-minilm") for n in loaded)
+
+
+def test_host_argument_beats_the_setting(db, model_server_url):
+    with psycopg.connect(db) as conn:
+        conn.execute("SET ai.ollama_host = 'http://127.0.0.1:9'")
+        with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection):
+            conn.execute("SELECT ai.ollama_embed('all-minilm', 'x')")
+        conn.rollback()
+        conn.execute("SET ai.ollama_host = 'http://127.0.0.1:9'")
+        row = conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x', host => %s))",
+                           (model_server_url,)).fetchone()
+    assert row[0] == 384
+
+
+def test_query_text_is_embedded_once_per_query_not_per_row(db, model_server_url):
+    """ORDER BY embedding <=> ai.ollama_embed(...) must not call the model for every row."""
+    import httpx
+
+    def embedded() -> float:
+        text = httpx.get(model_server_url + "/metrics").text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("pgweave_serve_inputs_embedded_total{"))
+
+    with psycopg.connect(db) as conn:
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, embedding vector(384))")
+        conn.execute("""INSERT INTO docs SELECT i, e.embedding FROM ai.ollama_embed('all-minilm',
+                        ARRAY['cats purr', 'dogs bark', 'stocks fall', 'rain falls']) e,
+                        generate_series(1, 50) i WHERE e.index = i % 4""")
+        before = embedded()
+        rows = conn.execute("""SELECT id FROM docs
+                               ORDER BY embedding <=> ai.ollama_embed('all-minilm', 'kittens')
+                               LIMIT 3""").fetchall()
+        after = embedded()
+    assert len(rows) == 3 and all(r[0] % 4 == 0 for r in rows)  # 'cats purr' rows rank first
+    assert after - before == 1
+
+
+def test_ollama_embed_options_and_keep_alive_are_passed(db):
+    dims = _one(db, """SELECT vector_dims(ai.ollama_embed('all-minilm', 'x', keep_alive => '5m',
+                       embedding_options => '{"num_ctx": 256}'))""")
+    assert dims == 384
+
+
+def test_embedding_options_must_be_an_object(db):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="embedding_options must be a JSON object"):
+        _one(db, "SELECT ai.ollama_embed('all-minilm', 'x', embedding_options => '[1]')")
+
+
+def test_empty_and_huge_texts_embed(db, st_model):
+    assert _one(db, "SELECT vector_dims(ai.ollama_embed('all-minilm', ''))") == 384
+    huge = "PostgreSQL " * 20000  # far past the model's 256-token window: truncated, as Ollama does
+    emb = _one(db, "SELECT ai.ollama_embed('all-minilm', %s)", (huge,))
+    assert _cos(emb, st_model.encode(huge)) > 0.9999
+
+
+def test_batch_of_null_array_is_empty(db):
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT * FROM ai.ollama_embed('all-minilm', NULL::text[])").fetchall() == []
+
+
+# --- OpenAI-compatible ----------------------------------------------------------------
+
+def test_openai_embed_single_and_batch_match_ollama(db):
+    with psycopg.connect(db) as conn:
+        register_vector(conn)
+        o = conn.execute("SELECT ai.ollama_embed('all-minilm', 'hello world')").fetchone()[0]
+        s = conn.execute("SELECT ai.openai_embed('all-minilm', 'hello world')").fetchone()[0]
+        rows = conn.execute("""SELECT index, embedding FROM ai.openai_embed('all-minilm',
+                               ARRAY['hello world', NULL, 'bye']) ORDER BY index""").fetchall()
+    assert _cos(o, s) > 0.9999
+    assert [r[0] for r in rows] == [0, 1, 2] and rows[1][1] is None
+    assert _cos(rows[0][1], s) > 0.9999
+
+
+def test_openai_embed_dimensions(db):
+    emb = _one(db, "SELECT ai.openai_embed('all-minilm', 'hello', dimensions => 128)")
+    assert len(emb) == 128
+    assert abs(float(np.linalg.norm(emb)) - 1.0) < 1e-4
+
+
+def test_openai_base_url_argument(db, model_server_url):
+    with psycopg.connect(db) as conn:
+        conn.execute("SET ai.openai_base_url = 'http://127.0.0.1:9/v1'")
+        dims = conn.execute("SELECT vector_dims(ai.openai_embed('all-minilm', 'x', base_url => %s))",
+                            (model_server_url + "/v1",)).fetchone()[0]
+    assert dims == 384
+
+
+def test_openai_list_models(db):
+    with psycopg.connect(db) as conn:
+        ids = {r[0] for r in conn.execute("SELECT id FROM ai.openai_list_models()")}
+    assert "all-minilm" in ids or "all-minilm:latest" in ids
+
+
+def test_openai_unknown_model_lists_available_ones(db):
+    with pytest.raises(psycopg.errors.UndefinedObject) as info:
+        _one(db, "SELECT ai.openai_embed('text-embedding-3-small', 'x')")
+    assert "all-minilm" in info.value.diag.message_hint
+
+
+def test_openai_unreachable_names_the_setting(db):
+    with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection) as info:
+        _one(db, "SELECT ai.openai_embed('m', 'x', base_url => 'http://127.0.0.1:9/v1')")
+    assert "ai.openai_base_url" in info.value.diag.message_hint
+
+
+def test_openai_bad_dimensions_is_a_clear_error(db):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="dimensions must be positive"):
+        _one(db, "SELECT ai.openai_embed('all-minilm', 'x', dimensions => 0)")
+
+
+# --- secrets ----------------------------------------------------------------------------
+
+def test_api_key_is_sent_but_never_echoed(db):
+    """A server that refuses a key: the error names the problem but never shows the key."""
+    with psycopg.connect(db) as conn:
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute("SELECT ai.openai_embed('all-minilm', 'x', api_key => 'sk-secret-123456789',"
+                         " base_url => 'http://127.0.0.1:9/v1')")
+    text = str(info.value) + str(info.value.diag.message_hint) + str(info.value.diag.context)
+    assert "sk-secret-123456789" not in text
+
+
+def test_secret_store_is_readable_only_by_granted_roles(db, pg_server):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS keyless; CREATE ROLE keyless LOGIN")
+        conn.execute("DROP ROLE IF EXISTS keyholder; CREATE ROLE keyholder LOGIN")
+        conn.execute("SELECT ai.grant_ai_usage('keyless'), ai.grant_ai_usage('keyholder')")
+        conn.execute("SELECT ai.store_secret('OPENAI_API_KEY', 'sk-stored-abcdefgh')")
+        conn.execute("SELECT ai.grant_secret('OPENAI_API_KEY', 'keyholder')")
+    try:
+        with psycopg.connect(role_dsn(db, "keyless")) as conn:
+            assert conn.execute("SELECT count(*) FROM ai._secret").fetchone()[0] == 0
+        with psycopg.connect(role_dsn(db, "keyholder")) as conn:
+            assert conn.execute("SELECT value FROM ai._secret").fetchone()[0] == "sk-stored-abcdefgh"
+            # pgweave serve ignores keys: the call works with the stored key attached.
+            assert conn.execute(
+                "SELECT vector_dims(ai.openai_embed('all-minilm', 'x'))").fetchone()[0] == 384
+    finally:
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY keyless, keyholder")
+            conn.execute("DROP ROLE keyless; DROP ROLE keyholder")
+
+
+# --- privileges -----------------------------------------------------------------------
+
+def test_public_cannot_call_model_functions_until_granted(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS app_user; CREATE ROLE app_user LOGIN")
+    try:
+        with psycopg.connect(role_dsn(db, "app_user")) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT ai.ollama_embed('all-minilm', 'x')")
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("SELECT ai.grant_ai_usage('app_user')")
+        with psycopg.connect(role_dsn(db, "app_user")) as conn:
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0] is False
+            assert conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x'))").fetchone()[0] == 384
+            assert conn.execute("SELECT count(*) FROM ai.openai_embed('all-minilm', ARRAY['a','b'])").fetchone()[0] == 2
+            assert conn.execute("SELECT count(*) > 0 FROM ai.ollama_list_models()").fetchone()[0]
+            assert conn.execute("SELECT count(*) > 0 FROM ai.openai_list_models()").fetchone()[0]
+    finally:
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY app_user; DROP ROLE app_user")
