@@ -7,6 +7,9 @@ version installed in it. Modules, in the order a row travels:
 - ``settings``: host, timeout and secret resolution from arguments and GUCs;
 - ``http``: one pooled, retrying HTTP session per backend;
 - ``ollama``, ``openai``: model providers;
+- ``chunking``, ``formatting``: what a row becomes before it is embedded;
+- ``engine``: claim, load, chunk, format, embed, store: the vectorizer batch;
+- ``secrets``: API keys, and redaction;
 - ``vectors``: conversion between Python lists and pgvector's text form.
 """
 

@@ -1,0 +1,163 @@
+-- Re-applied on every install: the constructors of a vectorizer's configuration.
+-- Each returns the jsonb stored in ai.vectorizer.config; create_vectorizer validates them.
+
+-- Load the text to embed from one column of the source row.
+CREATE OR REPLACE FUNCTION ai.loading_column(column_name name, retries int DEFAULT 6) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT jsonb_build_object('implementation', 'column', 'column_name', column_name, 'retries', retries) $$;
+
+-- Embed with Ollama's /api/embed (or `pgweave serve`); base_url overrides ai.ollama_host.
+CREATE OR REPLACE FUNCTION ai.embedding_ollama(model text, dimensions int, base_url text DEFAULT NULL,
+                                               options jsonb DEFAULT NULL, keep_alive text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object('implementation', 'ollama', 'model', model,
+        'dimensions', dimensions, 'base_url', base_url, 'options', options, 'keep_alive', keep_alive))
+$$;
+
+-- Embed with an OpenAI-compatible /embeddings; the key is looked up by name, never stored here.
+CREATE OR REPLACE FUNCTION ai.embedding_openai(model text, dimensions int, chat_user text DEFAULT NULL,
+                                               api_key_name text DEFAULT 'OPENAI_API_KEY',
+                                               base_url text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object('implementation', 'openai', 'model', model,
+        'dimensions', dimensions, 'user', chat_user, 'api_key_name', api_key_name, 'base_url', base_url))
+$$;
+
+-- Split recursively on separators (LangChain's RecursiveCharacterTextSplitter); current form.
+CREATE OR REPLACE FUNCTION ai.chunking_recursive_character_text_splitter(
+    chunk_size int DEFAULT 800, chunk_overlap int DEFAULT 400,
+    separators text[] DEFAULT ARRAY[E'\n\n', E'\n', '.', '?', '!', ' ', ''],
+    is_separator_regex boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT jsonb_build_object('implementation', 'recursive_character_text_splitter',
+        'chunk_size', chunk_size, 'chunk_overlap', chunk_overlap,
+        'separators', to_jsonb(separators), 'is_separator_regex', is_separator_regex)
+$$;
+
+-- The 2024 form: the column to chunk comes first.
+CREATE OR REPLACE FUNCTION ai.chunking_recursive_character_text_splitter(
+    chunk_column name, chunk_size int DEFAULT 800, chunk_overlap int DEFAULT 400,
+    separators text[] DEFAULT ARRAY[E'\n\n', E'\n', '.', '?', '!', ' ', ''],
+    is_separator_regex boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT ai.chunking_recursive_character_text_splitter(chunk_size, chunk_overlap, separators,
+                                                        is_separator_regex)
+           || jsonb_build_object('chunk_column', chunk_column)
+$$;
+
+-- Split on one separator (LangChain's CharacterTextSplitter); current form.
+CREATE OR REPLACE FUNCTION ai.chunking_character_text_splitter(
+    chunk_size int DEFAULT 800, chunk_overlap int DEFAULT 400, separator text DEFAULT E'\n\n',
+    is_separator_regex boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT jsonb_build_object('implementation', 'character_text_splitter', 'chunk_size', chunk_size,
+        'chunk_overlap', chunk_overlap, 'separator', separator, 'is_separator_regex', is_separator_regex)
+$$;
+
+-- The 2024 form: the column to chunk comes first.
+CREATE OR REPLACE FUNCTION ai.chunking_character_text_splitter(
+    chunk_column name, chunk_size int DEFAULT 800, chunk_overlap int DEFAULT 400,
+    separator text DEFAULT E'\n\n', is_separator_regex boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT ai.chunking_character_text_splitter(chunk_size, chunk_overlap, separator, is_separator_regex)
+           || jsonb_build_object('chunk_column', chunk_column)
+$$;
+
+-- One chunk per row: the whole text.
+CREATE OR REPLACE FUNCTION ai.chunking_none() RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT jsonb_build_object('implementation', 'none') $$;
+
+-- What is embedded for each chunk: a string.Template over $chunk and the source columns.
+CREATE OR REPLACE FUNCTION ai.formatting_python_template(template text DEFAULT '$chunk') RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT jsonb_build_object('implementation', 'python_template', 'template', template) $$;
+
+-- Create an HNSW index on the store once it holds min_rows chunks (by the background job).
+CREATE OR REPLACE FUNCTION ai.indexing_hnsw(min_rows int DEFAULT 100000,
+                                            opclass text DEFAULT 'vector_cosine_ops',
+                                            m int DEFAULT NULL, ef_construction int DEFAULT NULL,
+                                            create_when_queue_empty boolean DEFAULT true)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object('implementation', 'hnsw', 'min_rows', min_rows,
+        'opclass', opclass, 'm', m, 'ef_construction', ef_construction,
+        'create_when_queue_empty', create_when_queue_empty))
+$$;
+
+-- Never create a vector index.
+CREATE OR REPLACE FUNCTION ai.indexing_none() RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT jsonb_build_object('implementation', 'none') $$;
+
+-- The default index: HNSW with cosine distance from 100,000 chunks on.
+CREATE OR REPLACE FUNCTION ai.indexing_default() RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT ai.indexing_hnsw() $$;
+
+-- Process in the background with pg_cron: a job per vectorizer, started every minute, runs a
+-- resident loop that polls the queue every poll_interval (seconds) for loop_seconds.
+CREATE OR REPLACE FUNCTION ai.scheduling_cron(schedule text DEFAULT '* * * * *',
+                                              loop_seconds int DEFAULT 62,
+                                              poll_interval float8 DEFAULT 0.2)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT jsonb_build_object('implementation', 'cron', 'schedule', schedule,
+        'loop_seconds', loop_seconds, 'poll_interval', poll_interval)
+$$;
+
+-- No background processing: CALL ai.execute_vectorizer(...) or run `pgweave worker`.
+CREATE OR REPLACE FUNCTION ai.scheduling_none() RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT jsonb_build_object('implementation', 'none') $$;
+
+-- pg_cron when this database has it, else none.
+CREATE OR REPLACE FUNCTION ai.scheduling_default() RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')
+                THEN ai.scheduling_cron() ELSE ai.scheduling_none() END
+$$;
+
+-- How the engine works: queue items per batch, parallel workers, attempts before parking.
+-- A failed item waits retry_base_seconds * 2^attempts (at most an hour) before its next try.
+CREATE OR REPLACE FUNCTION ai.processing_default(batch_size int DEFAULT 50, concurrency int DEFAULT 1,
+                                                 max_attempts int DEFAULT 6,
+                                                 embedding_batch_size int DEFAULT 64,
+                                                 retry_base_seconds float8 DEFAULT 2)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT jsonb_build_object('implementation', 'default', 'batch_size', batch_size,
+        'concurrency', concurrency, 'max_attempts', max_attempts,
+        'embedding_batch_size', embedding_batch_size, 'retry_base_seconds', retry_base_seconds)
+$$;
+
+-- Where the chunks go: a store table and a view. JSON text rather than jsonb so that
+-- create_vectorizer's destination accepts both this and a plain view name ('blog_embeddings').
+CREATE OR REPLACE FUNCTION ai.destination_table(destination name DEFAULT NULL,
+                                                target_schema name DEFAULT NULL,
+                                                target_table name DEFAULT NULL,
+                                                view_schema name DEFAULT NULL,
+                                                view_name name DEFAULT NULL)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object('implementation', 'table', 'destination', destination,
+        'target_schema', target_schema, 'target_table', target_table,
+        'view_schema', view_schema, 'view_name', view_name))::text
+$$;

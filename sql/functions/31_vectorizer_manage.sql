@@ -1,0 +1,180 @@
+-- Re-applied on every install: scheduling, dropping, retrying and cleaning up vectorizers.
+
+-- The pg_cron job name of a vectorizer.
+CREATE OR REPLACE FUNCTION ai._job_name(vectorizer_id int) RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT 'pgweave_vectorizer_' || vectorizer_id $$;
+
+-- Schedule the background job: pg_cron starts it every minute; it stays resident for
+-- loop_seconds (> 60, so the next start is queued behind it and coverage has no gap).
+CREATE OR REPLACE FUNCTION ai._schedule_vectorizer(vectorizer_id int) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+    job bigint;
+BEGIN
+    job := cron.schedule(ai._job_name(v.id), coalesce(v.config->'scheduling'->>'schedule', '* * * * *'),
+                         format('CALL ai._vectorizer_job(%s)', v.id));
+    UPDATE ai.vectorizer SET config = jsonb_set(config, '{scheduling,job_id}', to_jsonb(job))
+    WHERE id = v.id;
+    RETURN job;
+END
+$$;
+
+-- Stop a vectorizer's background job from starting (the queue keeps filling).
+CREATE OR REPLACE FUNCTION ai.disable_vectorizer_schedule(vectorizer_id int) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+BEGIN
+    UPDATE ai.vectorizer SET config = jsonb_set(config, '{scheduling,disabled}', 'true') WHERE id = v.id;
+    IF v.config->'scheduling'->>'implementation' = 'cron' THEN
+        PERFORM cron.alter_job((v.config->'scheduling'->>'job_id')::bigint, active => false);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ai.disable_vectorizer_schedule(name text) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ai.disable_vectorizer_schedule(ai._vectorizer_id(name)) $$;
+
+-- Let a vectorizer's background job start again.
+CREATE OR REPLACE FUNCTION ai.enable_vectorizer_schedule(vectorizer_id int) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+BEGIN
+    UPDATE ai.vectorizer SET config = config #- '{scheduling,disabled}' WHERE id = v.id;
+    IF v.config->'scheduling'->>'implementation' = 'cron' THEN
+        PERFORM cron.alter_job((v.config->'scheduling'->>'job_id')::bigint, active => true);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ai.enable_vectorizer_schedule(name text) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ai.enable_vectorizer_schedule(ai._vectorizer_id(name)) $$;
+
+-- Remove a vectorizer: its job, triggers and queues; with drop_all also its store and view.
+CREATE OR REPLACE FUNCTION ai.drop_vectorizer(vectorizer_id int, drop_all boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+    qual_source text := ai._qualified(v.source_schema, v.source_table);
+BEGIN
+    IF v.config->'scheduling'->>'implementation' = 'cron'
+       AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        PERFORM cron.unschedule(jobid) FROM cron.job WHERE jobname = ai._job_name(v.id);
+    END IF;
+    IF to_regclass(qual_source) IS NOT NULL THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v.trigger_name, qual_source);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v.trigger_name || '_truncate', qual_source);
+    END IF;
+    EXECUTE format('DROP FUNCTION IF EXISTS %s()', ai._qualified('ai', v.trigger_name));
+    EXECUTE format('DROP TABLE IF EXISTS %s, %s', ai._qualified(v.queue_schema, v.queue_table),
+                   ai._qualified(v.queue_schema, v.queue_failed_table));
+    IF drop_all THEN
+        EXECUTE format('DROP VIEW IF EXISTS %s', ai._qualified(v.view_schema, v.view_name));
+        EXECUTE format('DROP TABLE IF EXISTS %s', ai._qualified(v.target_schema, v.target_table));
+    END IF;
+    DELETE FROM ai._vectorizer_errors WHERE ai._vectorizer_errors.vectorizer_id = v.id;
+    DELETE FROM ai.vectorizer WHERE id = v.id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ai.drop_vectorizer(name text, drop_all boolean DEFAULT false) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ai.drop_vectorizer(ai._vectorizer_id(name), drop_all) $$;
+
+-- Move parked items back to the queue for another set of attempts; returns how many.
+CREATE OR REPLACE FUNCTION ai.retry_failed(vectorizer_id int) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+    moved bigint;
+BEGIN
+    EXECUTE format('WITH parked AS (DELETE FROM %s RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM parked',
+                   ai._qualified(v.queue_schema, v.queue_failed_table), ai._pk_list(v.source_pk),
+                   ai._qualified(v.queue_schema, v.queue_table), ai._pk_list(v.source_pk),
+                   ai._pk_list(v.source_pk));
+    GET DIAGNOSTICS moved = ROW_COUNT;
+    PERFORM pg_notify('ai_vectorizer', v.id::text);
+    RETURN moved;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ai.retry_failed(name text) RETURNS bigint
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ai.retry_failed(ai._vectorizer_id(name)) $$;
+
+-- Items waiting in the queue. exact => false stops counting at 10,000 and estimates beyond.
+CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(vectorizer_id int, exact boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+    qual text := ai._qualified(v.queue_schema, v.queue_table);
+    n bigint;
+BEGIN
+    IF to_regclass(qual) IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF exact THEN
+        EXECUTE format('SELECT count(*) FROM %s', qual) INTO n;
+        RETURN n;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 10001) q', qual) INTO n;
+    IF n > 10000 THEN
+        SELECT greatest(n, c.reltuples::bigint) INTO n FROM pg_class c WHERE c.oid = to_regclass(qual);
+    END IF;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(name text, exact boolean DEFAULT false) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ai.vectorizer_queue_pending(ai._vectorizer_id(name), exact) $$;
+
+-- Count rows of a relation by name (NULL when it is gone); for the status view.
+CREATE OR REPLACE FUNCTION ai._count_rows(qualified text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF to_regclass(qualified) IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %s', qualified) INTO n;
+    RETURN n;
+END
+$$;
+
+-- When a source table is dropped (DROP TABLE ... CASCADE takes the view with it), remove
+-- what is left of its vectorizers so that none stays behind half-broken.
+CREATE OR REPLACE FUNCTION ai._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer;
+BEGIN
+    FOR v IN
+        SELECT vz.* FROM ai.vectorizer vz
+        JOIN pg_event_trigger_dropped_objects() d
+          ON d.object_type = 'table' AND d.schema_name = vz.source_schema AND d.object_name = vz.source_table
+    LOOP
+        RAISE NOTICE 'dropping vectorizer "%" of dropped table %.%', v.name, v.source_schema, v.source_table;
+        PERFORM ai.drop_vectorizer(v.id, drop_all => true);
+    END LOOP;
+END
+$$;
+
+DROP EVENT TRIGGER IF EXISTS pgweave_on_sql_drop;
+CREATE EVENT TRIGGER pgweave_on_sql_drop ON sql_drop
+    WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION ai._on_sql_drop();
