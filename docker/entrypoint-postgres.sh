@@ -15,6 +15,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 listen_addresses = '*'
 shared_preload_libraries = 'pg_cron'
 cron.database_name = '${POSTGRES_DB}'
+cron.use_background_workers = on
 max_worker_processes = 32
 CONF
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"

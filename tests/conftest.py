@@ -131,3 +131,18 @@ def st_model():
 def role_dsn(dsn: str, role: str) -> str:
     """The same database, connecting as another (trusted, password-less) role."""
     return psycopg.conninfo.make_conninfo(dsn, user=role)
+
+
+def served_inputs(model_server_url: str) -> float:
+    """How many inputs the model server has embedded so far (from its /metrics)."""
+    import httpx
+
+    text = httpx.get(model_server_url + "/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("pgweave_serve_inputs_embedded_total{"))
+
+
+def execute_vectorizer(dsn: str, name: str) -> None:
+    """Drain a vectorizer's queue with CALL ai.execute_vectorizer (autocommit, as required)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CALL ai.execute_vectorizer(%s)", (name,))

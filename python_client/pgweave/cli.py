@@ -73,6 +73,9 @@ def serve(
     port: Annotated[int, typer.Option(help="port (Ollama's default is 11434)")] = 11434,
     model_dir: Annotated[Optional[list[str]], typer.Option(
         "--model-dir", help="extra sentence-transformers directory to serve, as PATH or NAME=PATH")] = None,
+    generate_model_dir: Annotated[Optional[list[str]], typer.Option(
+        "--generate-model-dir", help="transformers causal-LM directory to serve for /api/generate, "
+        "/api/chat and /v1/chat/completions, as PATH or NAME=PATH")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Run the local Ollama-compatible model server (serves all-minilm offline)."""
@@ -81,7 +84,8 @@ def serve(
     except ImportError as exc:
         _fail(f"the model server needs the serve extra ({exc.name} is missing): "
               "pip install torch==2.13.0 'pgweave[serve]'")
-    run(host=host, port=port, model_dirs=model_dir or [], log_level=log_level)
+    run(host=host, port=port, model_dirs=model_dir or [], generate_dirs=generate_model_dir or [],
+        log_level=log_level)
 
 
 @db_app.command("start")

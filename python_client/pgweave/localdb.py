@@ -109,6 +109,7 @@ class LocalCluster:
             "unix_socket_directories": f"'{self.root}'",
             "shared_preload_libraries": "'pg_cron'",
             "cron.database_name": "'postgres'",
+            "cron.use_background_workers": "on",
             "max_worker_processes": "32",
             "fsync": "off",
             "synchronous_commit": "off",
