@@ -146,3 +146,16 @@ def execute_vectorizer(dsn: str, name: str) -> None:
     """Drain a vectorizer's queue with CALL ai.execute_vectorizer (autocommit, as required)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CALL ai.execute_vectorizer(%s)", (name,))
+
+
+def vec(value) -> "np.ndarray":
+    """A pgvector value (Vector, ndarray or text) as a numpy array."""
+    import json
+
+    import numpy as np
+
+    if hasattr(value, "to_numpy"):
+        return value.to_numpy()
+    if isinstance(value, str):
+        return np.asarray(json.loads(value), dtype=np.float32)
+    return np.asarray(value)

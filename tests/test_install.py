@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
 
 from alembic import command
 
@@ -85,8 +86,16 @@ def test_a_backend_holding_other_code_reloads_before_running_a_function(db):
         # Pretend this backend loaded the code of another version (as after an upgrade).
         conn.execute("""DO $$ GD["pgweave_hash"] = "older" $$ LANGUAGE plpython3u""")
         conn.execute("SELECT ai.ollama_embed('all-minilm', 'reload me')")
-        loaded = conn.execute("""
-            CREATE FUNCTION pg_temp.loaded_hash() RETURNS text LANGUAGE plpython3u
-            AS $$ return GD.get("pgweave_hash") $$;
-            SELECT pg_temp.loaded_hash()""").fetchone()
+        conn.execute("""CREATE FUNCTION pg_temp.loaded_hash() RETURNS text LANGUAGE plpython3u
+                        AS $$ return GD.get("pgweave_hash") $$""")
+        loaded = conn.execute("SELECT pg_temp.loaded_hash()").fetchone()
         assert loaded[0] == code_hash()
+
+
+@pytest.mark.parametrize("start", ["0001", "0002"])
+def test_upgrading_from_an_earlier_revision_gives_the_fresh_schema(pg_server, template_dsn, empty_db, start):
+    fresh = _schema_snapshot(template_dsn)
+    install(empty_db, start)
+    assert current_revision(empty_db) == start
+    install(empty_db)
+    assert _schema_snapshot(empty_db) == fresh

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from conftest import role_dsn
+from conftest import role_dsn, vec
 
 
 def _one(dsn: str, sql: str, params=None):
@@ -19,7 +19,7 @@ def _one(dsn: str, sql: str, params=None):
 
 
 def _cos(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = np.asarray(vec(a), dtype=np.float64), np.asarray(vec(b), dtype=np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
@@ -108,8 +108,8 @@ def test_openai_embed_single_and_batch_match_ollama(db):
 
 def test_openai_embed_dimensions(db):
     emb = _one(db, "SELECT ai.openai_embed('all-minilm', 'hello', dimensions => 128)")
-    assert len(emb) == 128
-    assert abs(float(np.linalg.norm(emb)) - 1.0) < 1e-4
+    assert len(vec(emb)) == 128
+    assert abs(float(np.linalg.norm(vec(emb))) - 1.0) < 1e-4
 
 
 def test_openai_base_url_argument(db, model_server_url):

@@ -7,9 +7,11 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
+from conftest import vec
+
 
 def _cosine(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = np.asarray(vec(a), dtype=np.float64), np.asarray(vec(b), dtype=np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
@@ -20,7 +22,7 @@ def test_ollama_embed_matches_sentence_transformers(db, st_model):
         assert conn.execute(
             "SELECT vector_dims(ai.ollama_embed('all-minilm', 'hello world'))").fetchone()[0] == 384
     direct = st_model.encode("hello world", normalize_embeddings=True)
-    assert len(embedding) == 384
+    assert len(vec(embedding)) == 384
     assert _cosine(embedding, direct) > 0.9999
 
 

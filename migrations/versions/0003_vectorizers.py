@@ -7,7 +7,7 @@ Create Date: 2026-11-23
 
 from alembic import op
 
-from pgweave.migration_sql import run_sql_file
+from pgweave.migration_sql import drop_code, run_sql_file
 
 revision = "0003"
 down_revision = "0002"
@@ -20,4 +20,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    drop_code(op)
     op.execute("DROP TABLE IF EXISTS ai._vectorizer_progress, ai._vectorizer_errors, ai.vectorizer")

@@ -48,8 +48,9 @@ def install(dsn: str, revision: str = "head") -> str:
     with _connected(dsn) as connection:
         command.upgrade(alembic_config(connection), revision)
     with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT ai.pgweave_version()").fetchone()
-    return row[0] if row else "none"
+        row = conn.execute("SELECT to_regclass('ai.pgweave_install') IS NOT NULL").fetchone()
+        row = conn.execute("SELECT version FROM ai.pgweave_install").fetchone() if row[0] else None
+    return row[0] if row else f"revision {revision} (code not installed below head)"
 
 
 def current_revision(dsn: str) -> str | None:
