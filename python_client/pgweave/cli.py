@@ -88,6 +88,40 @@ def serve(
         log_level=log_level)
 
 
+@app.command()
+def worker(
+    dsn: DsnOption = None,
+    vectorizer: Annotated[Optional[list[str]], typer.Option(
+        "--vectorizer", "-v", help="vectorizer name to process (repeatable); default: all")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="parallel batches per vectorizer")] = 1,
+    once: Annotated[bool, typer.Option("--once", help="drain the queues once and exit")] = False,
+    poll_interval: Annotated[float, typer.Option(help="seconds between polls when no NOTIFY arrives")] = 5.0,
+) -> None:
+    """Process vectorizer queues from outside Postgres (woken by LISTEN/NOTIFY)."""
+    import logging
+    import signal
+    import threading
+
+    import psycopg
+
+    from .worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stats = run_worker(resolve_dsn(dsn), vectorizer, concurrency, once, poll_interval, stop)
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+    except psycopg.OperationalError as exc:
+        _fail(f"cannot connect: {str(exc).strip()}", 2)
+    except psycopg.Error as exc:
+        _fail(str(exc).strip())
+    if stats.errors:
+        _fail(f"{len(stats.errors)} batch run(s) failed; last: {stats.errors[-1]}")
+    console.print(f"[green]done[/]: {stats.rounds} round(s), {stats.calls} procedure call(s)")
+
+
 @db_app.command("start")
 def db_start() -> None:
     """Create (if needed) and start the local cluster; print its DSN."""
