@@ -172,7 +172,7 @@ def test_model_server_outage_loses_nothing_and_retry_failed_brings_items_back(db
         conn.execute("SET ai.ollama_host = 'http://127.0.0.1:9'")  # the server is down
         conn.execute("SET ai.http_retries = 0")
         conn.execute("CALL ai.execute_vectorizer('docs_embedding', max_batches => 1)")
-        assert conn.execute("SELECT attempts FROM ai._vectorizer_q_1").fetchone()[0] == 1
+        assert conn.execute("SELECT _attempts FROM ai._vectorizer_q_1").fetchone()[0] == 1
         conn.execute("CALL ai.execute_vectorizer('docs_embedding', max_batches => 1)")
         assert conn.execute("SELECT count(*) FROM ai._vectorizer_q_1").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM ai._vectorizer_q_failed_1").fetchone()[0] == 1

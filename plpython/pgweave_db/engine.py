@@ -97,18 +97,18 @@ def _build_plan(row: dict) -> Plan:
     plan = Plan(vid, row["name"], config, pk)
     plan.statements = {
         "claim": plpy.prepare(f"""
-            SELECT q.id, {key_of('q')}::text AS key FROM {queue} q
-            WHERE (q.retry_after IS NULL OR q.retry_after <= now())
+            SELECT q._id AS id, {key_of('q')}::text AS key FROM {queue} q
+            WHERE (q._retry_after IS NULL OR q._retry_after <= now())
               AND pg_catalog.pg_try_advisory_xact_lock({vid}, pg_catalog.hashtext(ROW({', '.join('q.' + _q(c) for c in pk)})::text))
-            ORDER BY q.id LIMIT $1
+            ORDER BY q._id LIMIT $1
             FOR UPDATE OF q SKIP LOCKED""", ["int"]),
         "claim_ids": plpy.prepare(f"""
-            SELECT q.id, {key_of('q')}::text AS key FROM {queue} q
-            WHERE q.id = ANY($1)
+            SELECT q._id AS id, {key_of('q')}::text AS key FROM {queue} q
+            WHERE q._id = ANY($1)
               AND pg_catalog.pg_try_advisory_xact_lock({vid}, pg_catalog.hashtext(ROW({', '.join('q.' + _q(c) for c in pk)})::text))
             FOR UPDATE OF q SKIP LOCKED""", ["bigint[]"]),
         "claim_same_keys": plpy.prepare(f"""
-            SELECT q.id FROM {queue} q JOIN {keys} k ON {join('q', 'k')}
+            SELECT q._id AS id FROM {queue} q JOIN {keys} k ON {join('q', 'k')}
             FOR UPDATE OF q SKIP LOCKED""", ["text"]),
         "read_source": plpy.prepare(f"""
             SELECT {key_of('s')}::text AS key, s.{column}::text AS content,
@@ -124,16 +124,16 @@ def _build_plan(row: dict) -> Plan:
             INSERT INTO {store} ({cols}, chunk_seq, chunk, embedding, embedded_md5)
             SELECT {cols}, chunk_seq, chunk, embedding, embedded_md5
             FROM jsonb_populate_recordset(NULL::{store}, $1::jsonb)""", ["text"]),
-        "delete_items": plpy.prepare(f"DELETE FROM {queue} WHERE id = ANY($1)", ["bigint[]"]),
+        "delete_items": plpy.prepare(f"DELETE FROM {queue} WHERE _id = ANY($1)", ["bigint[]"]),
         "back_off": plpy.prepare(f"""
-            UPDATE {queue} SET attempts = attempts + 1, last_error = $2,
-                   retry_after = now() + make_interval(secs => least($3 * power(2, attempts), 3600))
-            WHERE id = ANY($1)""", ["bigint[]", "text", "float8"]),
+            UPDATE {queue} SET _attempts = _attempts + 1, _last_error = $2,
+                   _retry_after = now() + make_interval(secs => least($3 * power(2, _attempts), 3600))
+            WHERE _id = ANY($1)""", ["bigint[]", "text", "float8"]),
         "park": plpy.prepare(f"""
-            WITH parked AS (DELETE FROM {queue} WHERE id = ANY($1) AND attempts >= $2
-                            RETURNING {cols}, attempts, last_error)
-            INSERT INTO {failed} ({cols}, attempts, last_error)
-            SELECT {cols}, attempts, last_error FROM parked""", ["bigint[]", "int"]),
+            WITH parked AS (DELETE FROM {queue} WHERE _id = ANY($1) AND _attempts >= $2
+                            RETURNING {cols}, _attempts, _last_error)
+            INSERT INTO {failed} ({cols}, _attempts, _last_error)
+            SELECT {cols}, _attempts, _last_error FROM parked""", ["bigint[]", "int"]),
         "store_size": plpy.prepare(f"SELECT count(*) AS n FROM (SELECT 1 FROM {store} LIMIT $1) s", ["int"]),
         "has_index": plpy.prepare(f"""
             SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i

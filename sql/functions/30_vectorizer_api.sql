@@ -9,6 +9,14 @@ CREATE OR REPLACE FUNCTION ai._qualified(schema_name name, object_name name) RET
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT format('%I.%I', schema_name, object_name) $$;
 
+-- pgvector's type, schema-qualified (functions here run with a pinned search_path).
+CREATE OR REPLACE FUNCTION ai._vector_type() RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT format('%I.vector', n.nspname) FROM pg_catalog.pg_extension e
+    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'
+$$;
+
 -- The vectorizer's id for a name (or error saying which names exist).
 CREATE OR REPLACE FUNCTION ai._vectorizer_id(vectorizer_name text) RETURNS int
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
@@ -161,10 +169,11 @@ BEGIN
             HINT = format('vectorizers key each chunk by the row''s primary key: ALTER TABLE %s ADD PRIMARY KEY (...)', qual_source);
     END IF;
     IF EXISTS (SELECT 1 FROM jsonb_array_elements(pk) k
-               WHERE k->>'attname' IN ('embedding_uuid', 'chunk_seq', 'chunk', 'embedding', 'embedded_md5')) THEN
-        RAISE EXCEPTION 'a primary key column of % is named like a store column', qual_source
+               WHERE k->>'attname' IN ('embedding_uuid', 'chunk_seq', 'chunk', 'embedding', 'embedded_md5')
+                  OR k->>'attname' LIKE '\_%') THEN
+        RAISE EXCEPTION 'a primary key column of % is named like a store or queue column', qual_source
             USING ERRCODE = '42701',
-            HINT = 'primary key columns may not be named embedding_uuid, chunk_seq, chunk, embedding or embedded_md5';
+            HINT = 'primary key columns may not be named embedding_uuid, chunk_seq, chunk, embedding, embedded_md5, or start with _';
     END IF;
 
     -- Embedding: which model and how many dimensions.
@@ -276,10 +285,10 @@ BEGIN
             %s,
             chunk_seq int NOT NULL,
             chunk text NOT NULL,
-            embedding vector(%s) NOT NULL,
+            embedding %s(%s) NOT NULL,
             embedded_md5 text NOT NULL,
             UNIQUE (%s, chunk_seq)
-        )$$, qual_store, ai._pk_columns(pk, true), dims, ai._pk_list(pk));
+        )$$, qual_store, ai._pk_columns(pk, true), ai._vector_type(), dims, ai._pk_list(pk));
 
     -- View: chunks beside their source rows. security_invoker: readers need rights on the
     -- source too, and its row-level security applies.
@@ -295,21 +304,21 @@ BEGIN
     -- Queues: work items (a key to re-read) and items parked after max_attempts.
     EXECUTE format($$
         CREATE TABLE %s (
-            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            _id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             %s,
-            queued_at timestamptz NOT NULL DEFAULT now(),
-            attempts int NOT NULL DEFAULT 0,
-            retry_after timestamptz,
-            last_error text
+            _queued_at timestamptz NOT NULL DEFAULT now(),
+            _attempts int NOT NULL DEFAULT 0,
+            _retry_after timestamptz,
+            _last_error text
         )$$, qual_queue, ai._pk_columns(pk, false));
     EXECUTE format('CREATE INDEX ON %s (%s)', qual_queue, ai._pk_list(pk));
     EXECUTE format($$
         CREATE TABLE %s (
-            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            _id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             %s,
-            failed_at timestamptz NOT NULL DEFAULT now(),
-            attempts int NOT NULL,
-            last_error text
+            _failed_at timestamptz NOT NULL DEFAULT now(),
+            _attempts int NOT NULL,
+            _last_error text
         )$$, qual_failed, ai._pk_columns(pk, false));
 
     -- Triggers: a row's key goes to the queue when it appears, changes what is embedded, or
@@ -317,7 +326,7 @@ BEGIN
     -- source can queue without rights on the queue.
     SELECT string_agg(format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', c), ' OR ') INTO watched
     FROM unnest(array_append(ai._template_columns(template), column_name)) c;
-    EXECUTE format($$
+    EXECUTE format($fmt$
         CREATE FUNCTION %1$s() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
         AS $trg$
@@ -341,7 +350,7 @@ BEGIN
             PERFORM pg_notify('ai_vectorizer', '%3$s');
             RETURN NULL;
         END
-        $trg$$,
+        $trg$$fmt$,
         trigger_fn, qual_store, vid, qual_queue, ai._pk_list(pk),
         ai._pk_list(pk, 'NEW.'), ai._pk_list(pk, 'OLD.'), watched);
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()',
