@@ -4,54 +4,65 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import metrics
-from .models import InputTooLong, ModelNotFound, Registry, ServedModel
+from .models import ModelNotFound, Registry, ServedModel, default_registry
 
-OLLAMA_VERSION = "0.12.0"
+# A release that has every field we implement (truncate, dimensions), so version-gating clients use them.
+OLLAMA_VERSION = "0.12.6"
+# Models stay loaded for the server's lifetime; Ollama reports keep_alive < 0 as a far-future expiry.
+_NEVER = "2318-08-23T00:00:00Z"
 
 
 class APIError(Exception):
     """An error answered in the caller's dialect (Ollama or OpenAI)."""
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error"):
+    def __init__(self, status: int, message: str, kind: str | None = None):
+        """Answer ``status`` with ``message``; ``kind`` overrides the OpenAI error type."""
         super().__init__(message)
         self.status, self.message, self.kind = status, message, kind
 
 
-def _error_response(path: str, status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+def _error_response(path: str, status: int, message: str, kind: str | None = None) -> JSONResponse:
+    """An error body: ``{"error": msg}`` for Ollama routes, OpenAI's error object under /v1."""
     if path.startswith("/v1/"):
-        code = "model_not_found" if status == 404 else None
-        return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}},
+        # Ollama's openai.NewError: the type follows the status, code is null.
+        kind = kind or {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+        return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}},
                             status_code=status)
     return JSONResponse({"error": message}, status_code=status)
 
 
 async def _body(request: Request) -> dict[str, Any]:
     """The JSON object of a request, or a 400 in the caller's dialect."""
+    raw = await request.body()
+    if not raw.strip():
+        raise APIError(400, "missing request body")  # Ollama's wording
     try:
-        body = await request.json()
-    except ValueError:
-        raise APIError(400, "invalid JSON in request body") from None
+        # Parsed whatever the Content-Type: `curl -d` sends form-encoded JSON, and Ollama accepts it.
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise APIError(400, f"invalid JSON in request body: {exc}") from None
     if not isinstance(body, dict):
         raise APIError(400, "request body must be a JSON object")
     return body
 
 
 def _model(registry: Registry, body: dict[str, Any], kind: str | None = None) -> ServedModel:
+    """The model a request names, or a 400 (no name) / 404 (unknown) APIError."""
     name = body.get("model") or body.get("name")
-    if not name:
+    if not name or not isinstance(name, str):
         raise APIError(400, "model is required")
     try:
         model = registry.get(str(name))
@@ -62,40 +73,51 @@ def _model(registry: Registry, body: dict[str, Any], kind: str | None = None) ->
     return model
 
 
-def _texts(value: Any, field: str) -> tuple[list[str], bool]:
-    """Normalize an input field to a list of strings; the flag says it was a single string."""
+def _texts(value: Any) -> list[str]:
+    """The inputs of an embed request as a list of strings; Ollama's 400 for anything else."""
+    if value is None:
+        return []
     if isinstance(value, str):
-        return [value], True
+        # Ollama embeds nothing for a lone empty string (it only loads the model); [""] is embedded.
+        return [value] if value else []
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value), False
-    raise APIError(400, f"{field} must be a string or a list of strings")
+        return list(value)
+    raise APIError(400, "invalid input type")
 
 
 def _now() -> str:
+    """Now, as Ollama's created_at."""
     return datetime.now(timezone.utc).isoformat()
 
 
 def _ns(seconds: float) -> int:
+    """Seconds as Ollama's nanosecond durations."""
     return int(seconds * 1e9)
 
 
 def _embed(model: ServedModel, texts: list[str], truncate: bool, dimensions: Any):
+    """Embed in the calling (worker) thread; return (vectors array, prompt tokens, load seconds)."""
     if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)):
         raise APIError(400, "dimensions must be an integer")
+    load_seconds = model.ensure_loaded()
     try:
         vectors, tokens = model.embed(texts, truncate=truncate, dimensions=dimensions)
-    except InputTooLong as exc:
-        raise APIError(400, str(exc)) from None
-    except ValueError as exc:
+    except ValueError as exc:  # InputTooLong included: Ollama answers both with a 400
         raise APIError(400, str(exc)) from None
     if texts:
         metrics.INPUTS_EMBEDDED.labels(model.name).inc(len(texts))
         metrics.TOKENS.labels(model.name).inc(tokens)
         metrics.MODEL_CALLS.labels(model.name).inc()
-    return vectors, tokens
+    return vectors, tokens, load_seconds
+
+
+def _json(content: dict[str, Any]) -> Response:
+    """A JSON response without FastAPI's jsonable_encoder, which is slow on big float lists."""
+    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json; charset=utf-8")
 
 
 def _model_entry(m: ServedModel) -> dict[str, Any]:
+    """A model as /api/tags lists it."""
     return {"name": m.name, "model": m.name, "modified_at": m.modified_at, "size": m.size,
             "digest": m.digest, "details": m.details()}
 
@@ -111,6 +133,7 @@ def _chat_prompt(model: ServedModel, messages: list[dict[str, Any]], system: str
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages of a chat request, or a 400."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise APIError(400, "messages must be a list of objects")
@@ -118,6 +141,7 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _ndjson(parts: Iterator[dict[str, Any]]) -> StreamingResponse:
+    """A streamed Ollama response, one JSON object per line."""
     return StreamingResponse((json.dumps(p) + "\n" for p in parts), media_type="application/x-ndjson")
 
 
@@ -132,90 +156,132 @@ def _pieces(text: str) -> list[str]:
     return out + ([word] if word else [])
 
 
-def create_app(registry: Registry) -> FastAPI:
-    """Build the FastAPI application serving ``registry``."""
+def create_app(registry: Registry | None = None, model_dirs: list[str] | None = None) -> FastAPI:
+    """Build the FastAPI application serving ``registry`` (default: all-minilm plus ``model_dirs``)."""
+    registry = registry or default_registry(model_dirs)
     app = FastAPI(title="pgweave serve", version=OLLAMA_VERSION, docs_url="/docs", redoc_url=None)
+
+    def _endpoint(request: Request) -> str:
+        """The matched route's template: raw paths (/v1/models/<anything>, scans) would explode the labels."""
+        route = request.scope.get("route")
+        return getattr(route, "path", None) or "unmatched"
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
+        """Count and time every request except the scrapes themselves."""
         start = time.perf_counter()
         try:
             response = await call_next(request)
         except Exception:  # counted, then handled by the 500 handler
-            metrics.REQUESTS.labels(request.url.path, "500").inc()
+            metrics.REQUESTS.labels(_endpoint(request), "500").inc()
             raise
-        if request.url.path != "/metrics":
-            metrics.REQUESTS.labels(request.url.path, str(response.status_code)).inc()
-            metrics.LATENCY.labels(request.url.path).observe(time.perf_counter() - start)
+        endpoint = _endpoint(request)
+        if endpoint != "/metrics":
+            metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
+            metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - start)
         return response
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError):
+        """Our own errors, in the caller's dialect."""
         return _error_response(request.url.path, exc.status, exc.message, exc.kind)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
-        return _error_response(request.url.path, 400, str(exc.errors()[:1]))
+        """FastAPI's 422s become 400 {"error": ...} like Ollama's."""
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+        return _error_response(request.url.path, 400, f"{where}: {first.get('msg', 'invalid request')}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        """Unknown routes and methods, still as an error object."""
         return _error_response(request.url.path, exc.status_code, str(exc.detail))
 
     @app.get("/", response_class=PlainTextResponse)
     @app.head("/", response_class=PlainTextResponse)
     async def root():
+        """Ollama's liveness answer."""
         return "Ollama is running"
 
     @app.get("/api/version")
+    @app.head("/api/version")
     async def version():
+        """The Ollama version we behave like."""
         return {"version": OLLAMA_VERSION}
 
     @app.get("/api/tags")
+    @app.head("/api/tags")
     async def tags():
+        """Every served model (none is loaded for this)."""
         return {"models": [_model_entry(m) for m in registry.all()]}
 
     @app.post("/api/show")
     async def show(request: Request):
-        model = _model(registry, await _body(request))
-        await run_in_threadpool(model.embedder if model.kind == "embedding" else model.generator)
+        """Model details, GGUF-style model_info and capabilities."""
+        body = await _body(request)
+        try:
+            model = _model(registry, body)
+        except APIError as exc:
+            if exc.status == 404:  # /api/show words it differently from the inference routes
+                raise APIError(404, f"model '{body.get('model') or body.get('name')}' not found") from None
+            raise
+        await run_in_threadpool(model.ensure_loaded)
         arch = model.family
-        info: dict[str, Any] = {"general.architecture": arch, "general.parameter_count": model.parameter_count(),
+        info: dict[str, Any] = {"general.architecture": arch, "general.basename": model.name.split(":")[0],
+                                "general.parameter_count": model.parameter_count(),
                                 f"{arch}.context_length": model.context_length}
         if model.kind == "embedding":
             info[f"{arch}.embedding_length"] = model.dimensions
-        return {"modelfile": f"FROM {model.path}\n", "parameters": "", "template": "{{ .Prompt }}",
-                "details": model.details(), "model_info": info, "modified_at": model.modified_at,
+            config = model.embedder()[0].auto_model.config
+            for key, attr in (("block_count", "num_hidden_layers"), ("attention.head_count", "num_attention_heads"),
+                              ("feed_forward_length", "intermediate_size"),
+                              ("attention.layer_norm_epsilon", "layer_norm_eps")):
+                if getattr(config, attr, None) is not None:
+                    info[f"{arch}.{key}"] = getattr(config, attr)
+            info[f"{arch}.attention.causal"] = False
+        modelfile = (f'# Modelfile generated by "ollama show"\n# To build a new Modelfile based on this, '
+                     f"replace FROM with:\n# FROM {model.name}\n\nFROM {model.path}\nTEMPLATE {{{{ .Prompt }}}}\n")
+        return {"modelfile": modelfile, "parameters": f"{'num_ctx':<30} {model.context_length}",
+                "template": "{{ .Prompt }}", "details": model.details(), "model_info": info,
+                "modified_at": model.modified_at,
                 "capabilities": ["embedding"] if model.kind == "embedding" else ["completion"]}
 
     @app.get("/api/ps")
     async def ps():
-        expires = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
-        return {"models": [{**_model_entry(m), "expires_at": expires, "size_vram": 0}
-                           for m in registry.loaded()]}
+        """The models in memory; they are never unloaded, hence the far-future expiry."""
+        return {"models": [{**_model_entry(m), "expires_at": _NEVER, "size_vram": 0,
+                            "context_length": m.context_length} for m in registry.loaded()]}
 
     @app.post("/api/embed")
     async def embed(request: Request):
-        body = await _body(request)
-        model = _model(registry, body, "embedding")
-        texts, _ = _texts(body.get("input", []), "input")
+        """Ollama's batch embedding: all inputs in one model call, unit vectors."""
         start = time.perf_counter()
-        vectors, tokens = await run_in_threadpool(_embed, model, texts, body.get("truncate", True) is not False,
-                                                  body.get("dimensions"))
-        return {"model": body["model"], "embeddings": vectors, "total_duration": _ns(time.perf_counter() - start),
-                "load_duration": 0, "prompt_eval_count": tokens}
+        body = await _body(request)
+        if not body.get("model"):
+            raise APIError(400, "model is required")
+        texts = _texts(body.get("input"))  # Ollama checks the input before looking up the model
+        model = _model(registry, body, "embedding")
+        vectors, tokens, load = await run_in_threadpool(_embed, model, texts, body.get("truncate", True) is not False,
+                                                        body.get("dimensions"))
+        return _json({"model": body["model"], "embeddings": vectors.tolist(),
+                      "total_duration": _ns(time.perf_counter() - start), "load_duration": _ns(load),
+                      "prompt_eval_count": tokens})
 
     @app.post("/api/embeddings")
     async def embeddings_legacy(request: Request):
+        """Ollama's deprecated single-prompt endpoint; an empty prompt only loads the model."""
         body = await _body(request)
         model = _model(registry, body, "embedding")
-        prompt = body.get("prompt", "")
+        prompt = body.get("prompt") or ""
         if not isinstance(prompt, str):
             raise APIError(400, "prompt must be a string")
-        vectors, _ = await run_in_threadpool(_embed, model, [prompt], True, None)
-        return {"embedding": vectors[0]}
+        vectors, _, _ = await run_in_threadpool(_embed, model, [prompt] if prompt else [], True, None)
+        return _json({"embedding": vectors[0].tolist() if prompt else []})
 
     @app.post("/api/generate")
     async def generate(request: Request):
+        """Ollama's completion endpoint, on a local causal LM."""
         body = await _body(request)
         model = _model(registry, body, "generate")
         prompt = body.get("prompt", "")
@@ -238,6 +304,7 @@ def create_app(registry: Registry) -> FastAPI:
 
     @app.post("/api/chat")
     async def chat(request: Request):
+        """Ollama's chat endpoint, on a local causal LM."""
         body = await _body(request)
         model = _model(registry, body, "generate")
         messages = _messages(body)
@@ -258,28 +325,31 @@ def create_app(registry: Registry) -> FastAPI:
 
     @app.post("/v1/embeddings")
     async def openai_embeddings(request: Request):
+        """OpenAI's embeddings endpoint (the openai package asks for base64 unless told otherwise)."""
         body = await _body(request)
-        model = _model(registry, body, "embedding")
-        raw = body.get("input")
-        if isinstance(raw, list) and raw and all(isinstance(t, int) for t in raw):
-            raw = [model.embedder().tokenizer.decode(raw, skip_special_tokens=True)]
-        elif isinstance(raw, list) and raw and all(isinstance(t, list) for t in raw):
-            raw = [model.embedder().tokenizer.decode(t, skip_special_tokens=True) for t in raw]
-        texts, _ = _texts(raw, "input")
-        vectors, tokens = await run_in_threadpool(_embed, model, texts, True, body.get("dimensions"))
-        fmt = body.get("encoding_format", "float")
+        fmt = (body.get("encoding_format") or "float").lower()
         if fmt not in ("float", "base64"):
-            raise APIError(400, "encoding_format must be float or base64")
-
-        def encode(v: list[float]):
-            return base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() if fmt == "base64" else v
-
-        return {"object": "list", "model": body["model"],
-                "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+            raise APIError(400, f"Invalid value for 'encoding_format' = {body['encoding_format']}. "
+                                "Supported values: ['float', 'base64'].")
+        raw = body.get("input")
+        if raw is None or raw == []:
+            raise APIError(400, "invalid input")
+        # Token-id arrays are refused like Ollama does: OpenAI clients send tiktoken ids, which
+        # decoded with this model's vocabulary would embed unrelated text without any error.
+        texts = [raw] if isinstance(raw, str) else _texts(raw)
+        model = _model(registry, body, "embedding")
+        vectors, tokens, _ = await run_in_threadpool(_embed, model, texts, True, body.get("dimensions"))
+        if fmt == "base64":  # little-endian float32 bytes, what the openai package decodes
+            data = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vectors]
+        else:
+            data = vectors.tolist()
+        return _json({"object": "list", "model": body["model"],
+                      "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(data)],
+                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     @app.post("/v1/chat/completions")
     async def openai_chat(request: Request):
+        """OpenAI's chat completions, on a local causal LM."""
         body = await _body(request)
         model = _model(registry, body, "generate")
         messages = _messages(body)
@@ -307,20 +377,27 @@ def create_app(registry: Registry) -> FastAPI:
                 "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
                           "total_tokens": out["prompt_tokens"] + out["completion_tokens"]}}
 
-    def _openai_model(m: ServedModel) -> dict[str, Any]:
+    def _openai_model(m: ServedModel, name: str | None = None) -> dict[str, Any]:
+        """A model as OpenAI's /v1/models lists it (Ollama uses the full name:tag as id)."""
         created = int(datetime.fromisoformat(m.modified_at).timestamp())
-        return {"id": m.name.removesuffix(":latest"), "object": "model", "created": created, "owned_by": "library"}
+        return {"id": name or m.name, "object": "model", "created": created, "owned_by": "library"}
 
     @app.get("/v1/models")
     async def openai_models():
+        """Every served model, OpenAI-style."""
         return {"object": "list", "data": [_openai_model(m) for m in registry.all()]}
 
     @app.get("/v1/models/{name:path}")
     async def openai_model(name: str):
-        return _openai_model(_model(registry, {"model": name}))
+        """One model, OpenAI-style; 404 in OpenAI's error shape when unknown."""
+        try:
+            return _openai_model(registry.get(name), name)
+        except ModelNotFound:
+            raise APIError(404, f"model '{name}' not found") from None
 
     @app.get("/metrics")
     async def prometheus():
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+        """Prometheus scrape endpoint (the server's own registry, not the process-global one)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +19,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 BUILTIN = "all-minilm"
-BUILTIN_ALIASES = ("all-minilm:latest", "all-minilm:l6-v2")
+# Ollama publishes all-MiniLM-L6-v2 as all-minilm:latest, :22m and :l6-v2.
+BUILTIN_ALIASES = ("all-minilm:latest", "all-minilm:l6-v2", "all-minilm:22m")
 
 
 class ModelNotFound(LookupError):
@@ -28,7 +32,17 @@ class InputTooLong(ValueError):
 
 
 def _canonical(name: str) -> str:
+    """Ollama's name rules: case-insensitive, ``x`` means ``x:latest``."""
+    name = name.strip().lower().removeprefix("registry.ollama.ai/").removeprefix("library/")
     return name if ":" in name else f"{name}:latest"
+
+
+def _safetensors_params(path: Path) -> int:
+    """Parameters in a safetensors file, read from its JSON header without loading tensors."""
+    with path.open("rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    return sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
 
 
 @dataclass
@@ -40,48 +54,96 @@ class ServedModel:
     kind: str                       # "embedding" or "generate"
     aliases: tuple[str, ...] = ()
     family: str = "bert"
-    modified_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    modified_at: str = ""
     loaded_at: float | None = None
+    load_seconds: float = 0.0
     _model: Any = None
     _tokenizer: Any = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)       # one model call at a time
+    _load_lock: threading.Lock = field(default_factory=threading.Lock)  # one load, however many callers
+    _files: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Read the directory's file metadata once: tags and show must not load the model."""
+        self._files = sorted(p for p in self.path.rglob("*") if p.is_file() and ".git" not in p.parts)
+        if not self.modified_at and self._files:
+            mtime = max(p.stat().st_mtime for p in self._files)
+            self.modified_at = datetime.fromtimestamp(mtime, timezone.utc).astimezone().isoformat()
+        config = self.path / "config.json"
+        if config.is_file():  # the architecture Ollama reports (bert for all-minilm), known before loading
+            self.family = json.loads(config.read_text()).get("model_type", self.family)
 
     @property
     def size(self) -> int:
-        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        """Bytes on disk."""
+        return sum(p.stat().st_size for p in self._files)
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(f"{self.name}:{self.path}".encode()).hexdigest()
+        """A 64-hex digest like Ollama's; changes whenever a model file changes."""
+        h = hashlib.sha256()
+        for p in self._files:
+            st = p.stat()
+            h.update(f"{p.relative_to(self.path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
 
     def details(self) -> dict[str, Any]:
+        """The ``details`` object of /api/tags, /api/show and /api/ps."""
         params = self.parameter_count()
         return {"parent_model": "", "format": "safetensors", "family": self.family,
                 "families": [self.family], "parameter_size": _human(params),
                 "quantization_level": "F32"}
 
     def parameter_count(self) -> int:
+        """Parameter count, from safetensors headers (no load needed) or the loaded model."""
+        weights = [p for p in self._files if p.suffix == ".safetensors"]
+        if weights:
+            return sum(_safetensors_params(p) for p in weights)
         if self._model is None:
             return 0
         return int(sum(p.numel() for p in self._model.parameters()))
 
+    def ensure_loaded(self) -> float:
+        """Load the model if needed; return the seconds this call spent loading (0 if it was loaded)."""
+        if self._model is not None:
+            return 0.0
+        with self._load_lock:  # concurrent first requests must not load the model twice
+            if self._model is not None:
+                return 0.0
+            start = time.perf_counter()
+            if self.kind == "embedding":
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(self.path), device="cpu")
+                self.family = getattr(self._model[0].auto_model.config, "model_type", self.family)
+            else:
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+                model = AutoModelForCausalLM.from_pretrained(str(self.path))
+                model.eval()
+                self.family = getattr(model.config, "model_type", "llm")
+                self._model = model  # published last: other threads test _model without the lock
+            self.load_seconds = time.perf_counter() - start
+            self.loaded_at = time.time()
+            return self.load_seconds
+
     # -- embedding ------------------------------------------------------------------------
     def embedder(self):
         """The loaded SentenceTransformer (loaded on first use)."""
-        if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(str(self.path), device="cpu")
-            self.family = getattr(self._model[0].auto_model.config, "model_type", self.family)
-            self.loaded_at = time.time()
+        self.ensure_loaded()
         return self._model
 
     @property
     def dimensions(self) -> int:
-        return int(self.embedder().get_sentence_embedding_dimension())
+        """Embedding dimensions."""
+        model = self.embedder()
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get())
 
     @property
     def context_length(self) -> int:
+        """Context window in tokens, special tokens included (max_seq_length for an embedder)."""
         if self.kind == "embedding":
             return int(self.embedder().max_seq_length)
         model, _ = self.generator()
@@ -89,41 +151,40 @@ class ServedModel:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens of each text, special tokens included, before truncation."""
+        if not texts:
+            return []
         tokenizer = self.embedder().tokenizer if self.kind == "embedding" else self.generator()[1]
-        return [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        # verbose=False: over-long inputs are expected here (they are what we are measuring).
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]]
 
     def embed(self, texts: list[str], truncate: bool = True, dimensions: int | None = None):
-        """Encode all texts as one batch; return (unit vectors, prompt tokens)."""
+        """Encode all texts as one batch; return (unit float32 vectors as an array, prompt tokens)."""
         import numpy as np
 
         model = self.embedder()
         window = self.context_length
-        counts = self.count_tokens(texts) if texts else []
-        if not truncate and any(c > window for c in counts):
-            raise InputTooLong("the input length exceeds the context length")
         if dimensions is not None and not 1 <= dimensions <= self.dimensions:
             raise ValueError(f"dimensions must be between 1 and {self.dimensions}")
         if not texts:
-            return [], 0
+            return np.zeros((0, dimensions or self.dimensions), dtype=np.float32), 0
+        # Tokenizing inside the lock too: encode() flips the fast tokenizer's truncation state,
+        # and a concurrent call on the same tokenizer fails with "Already borrowed".
         with self.lock:
+            counts = self.count_tokens(texts)
+            if not truncate and any(c > window for c in counts):
+                raise InputTooLong("the input length exceeds the context length")
+            # Inputs over the window are cut to it by the tokenizer (max_seq_length).
             vectors = model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
                                    convert_to_numpy=True, show_progress_bar=False)
         if dimensions is not None and dimensions < vectors.shape[1]:
             vectors = vectors[:, :dimensions]
             vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
-        return vectors.astype("float32").tolist(), sum(min(c, window) for c in counts)
+        return vectors.astype(np.float32), sum(min(c, window) for c in counts)
 
     # -- generation -----------------------------------------------------------------------
     def generator(self):
         """The loaded causal LM and its tokenizer (loaded on first use)."""
-        if self._model is None:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-            self._model = AutoModelForCausalLM.from_pretrained(str(self.path))
-            self._model.eval()
-            self.family = getattr(self._model.config, "model_type", "llm")
-            self.loaded_at = time.time()
+        self.ensure_loaded()
         return self._model, self._tokenizer
 
     def generate(self, prompt: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -162,6 +223,7 @@ class ServedModel:
 
 
 def _human(params: int) -> str:
+    """A parameter count the way Ollama prints it (``22.7M``)."""
     if params <= 0:
         return "unknown"
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -178,6 +240,7 @@ class Registry:
         self._aliases: dict[str, str] = {}
 
     def add(self, model: ServedModel) -> None:
+        """Serve ``model`` under its name and aliases."""
         self._models[model.name] = model
         for alias in model.aliases:
             self._aliases[_canonical(alias)] = model.name
@@ -193,9 +256,11 @@ class Registry:
         return self._models[key]
 
     def all(self) -> list[ServedModel]:
+        """Every served model."""
         return list(self._models.values())
 
     def loaded(self) -> list[ServedModel]:
+        """The models in memory (what /api/ps lists)."""
         return [m for m in self._models.values() if m.loaded_at is not None]
 
 
