@@ -11,7 +11,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from conftest import execute_vectorizer, served_inputs
 
-SPLITTER = RecursiveCharacterTextSplitter(chunk_size=200, chunk_overlap=0,
+SPLITTER = RecursiveCharacterTextSplitter(chunk_size=100, chunk_overlap=0,
                                           separators=["\n\n", "\n", ".", "?", "!", " ", ""])
 PARAGRAPHS = [
     "PostgreSQL stores rows in heap pages and finds them again through indexes of many kinds.",
@@ -28,7 +28,7 @@ def _create(dsn: str, **processing) -> None:
         conn.execute("CREATE TABLE docs (id int PRIMARY KEY, title text, body text, views int DEFAULT 0)")
         conn.execute(f"""SELECT ai.create_vectorizer('docs'::regclass, loading => ai.loading_column('body'),
             embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
-            chunking => ai.chunking_recursive_character_text_splitter(200, 0),
+            chunking => ai.chunking_recursive_character_text_splitter(100, 0),
             processing => ai.processing_default({proc}))""")
 
 
@@ -73,7 +73,7 @@ def test_inserts_updates_deletes_and_truncates_are_followed_exactly(db):
         conn.execute("UPDATE docs SET id = 100 WHERE id = 6")  # the key itself changes
         conn.execute("UPDATE docs SET body = NULL WHERE id = 7")
         conn.execute("UPDATE docs SET body = '' WHERE id = 8")
-        conn.execute("INSERT INTO docs (id, title, body) VALUES (11, 'huge', %s)", ("word " * 5000,))
+        conn.execute("INSERT INTO docs (id, title, body) VALUES (11, 'huge', %s)", ("word " * 1500,))
     execute_vectorizer(db, "docs_embedding")
     _assert_exact(db)
     with psycopg.connect(db, autocommit=True) as conn:
@@ -85,9 +85,11 @@ def test_inserts_updates_deletes_and_truncates_are_followed_exactly(db):
 
 
 def _run_blocked_batch(db: str, during) -> None:
-    """Run a batch that has read and embedded, hold it before it writes, run ``during``."""
+    """Run a batch that has read, embedded and written, hold it before it commits, run ``during``."""
     holder = psycopg.connect(db)
-    holder.execute("LOCK TABLE docs_embedding_store IN EXCLUSIVE MODE")  # blocks the batch's write
+    # The batch's last statement updates its progress row: holding that table stops the
+    # batch after it read the source and wrote the store, before its commit.
+    holder.execute("LOCK TABLE ai._vectorizer_progress IN EXCLUSIVE MODE")
     errors: list[BaseException] = []
 
     def worker():
@@ -103,7 +105,7 @@ def _run_blocked_batch(db: str, during) -> None:
         deadline = time.monotonic() + 60
         while not watch.execute("""SELECT EXISTS (SELECT 1 FROM pg_stat_activity
                                    WHERE query LIKE 'CALL ai.execute_vectorizer%%' AND wait_event_type = 'Lock')""").fetchone()[0]:
-            assert time.monotonic() < deadline, "the batch never reached its write"
+            assert time.monotonic() < deadline, "the batch never reached its commit"
             time.sleep(0.05)
     side = threading.Thread(target=during)
     side.start()
