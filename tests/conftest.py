@@ -159,3 +159,18 @@ def vec(value) -> "np.ndarray":
     if isinstance(value, str):
         return np.asarray(json.loads(value), dtype=np.float32)
     return np.asarray(value)
+
+
+@pytest.fixture(scope="session")
+def cron_db(pg_server, model_server_url) -> str:
+    """The database pg_cron runs jobs in (cron.database_name), with pgweave and pg_cron installed."""
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        name = conn.execute("SHOW cron.database_name").fetchone()[0]
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = _with_dbname(pg_server, name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+        conn.execute(f"""ALTER DATABASE "{name}" SET ai.ollama_host = '{model_server_url}'""")
+    install(dsn)
+    return dsn
