@@ -99,9 +99,10 @@ def _build_plan(row: dict) -> Plan:
         "claim": plpy.prepare(f"""
             SELECT q._id AS id, {key_of('q')}::text AS key FROM {queue} q
             WHERE (q._retry_after IS NULL OR q._retry_after <= now())
+              AND NOT q._id = ANY($2)
               AND pg_catalog.pg_try_advisory_xact_lock({vid}, pg_catalog.hashtext(ROW({', '.join('q.' + _q(c) for c in pk)})::text))
             ORDER BY q._id LIMIT $1
-            FOR UPDATE OF q SKIP LOCKED""", ["int"]),
+            FOR UPDATE OF q SKIP LOCKED""", ["int", "bigint[]"]),
         "claim_ids": plpy.prepare(f"""
             SELECT q._id AS id, {key_of('q')}::text AS key FROM {queue} q
             WHERE q._id = ANY($1)
@@ -109,7 +110,8 @@ def _build_plan(row: dict) -> Plan:
             FOR UPDATE OF q SKIP LOCKED""", ["bigint[]"]),
         "claim_same_keys": plpy.prepare(f"""
             SELECT q._id AS id FROM {queue} q JOIN {keys} k ON {join('q', 'k')}
-            FOR UPDATE OF q SKIP LOCKED""", ["text"]),
+            WHERE NOT q._id = ANY($2)
+            FOR UPDATE OF q SKIP LOCKED""", ["text", "bigint[]"]),
         "read_source": plpy.prepare(f"""
             SELECT {key_of('s')}::text AS key, s.{column}::text AS content,
                    jsonb_build_object({fields})::text AS fields
@@ -155,18 +157,23 @@ class BatchResult:
     model_calls: int = 0
 
 
-def process_batch(plan: Plan, claimed: list[int], only_ids: list[int] | None = None) -> BatchResult:
-    """Claim, load, chunk, format, embed and store one batch; ``claimed`` gets the item ids."""
+def process_batch(plan: Plan, claimed: list[int], only_ids: list[int] | None = None,
+                  skip: list[int] | None = None) -> BatchResult:
+    """Claim, load, chunk, format, embed and store one batch; ``claimed`` gets the item ids.
+
+    ``skip``: items that already failed in this call, so one call tries each item once.
+    """
     st = plan.statements
+    skip = skip or []
     if only_ids is not None:
         picked = plpy.execute(st["claim_ids"], [only_ids])
     else:
-        picked = plpy.execute(st["claim"], [int(plan.processing.get("batch_size", 50))])
+        picked = plpy.execute(st["claim"], [int(plan.processing.get("batch_size", 50)), skip])
     if not picked:
         return BatchResult()
     keys_json = "[" + ",".join(sorted({r["key"] for r in picked})) + "]"
     claimed.extend(r["id"] for r in picked)
-    claimed.extend(r["id"] for r in plpy.execute(st["claim_same_keys"], [keys_json]))
+    claimed.extend(r["id"] for r in plpy.execute(st["claim_same_keys"], [keys_json, skip]))
     ids = sorted(set(claimed))
 
     sources = {r["key"]: r for r in plpy.execute(st["read_source"], [keys_json])}
@@ -255,7 +262,7 @@ def embed_texts(plan: Plan, texts: list[str]) -> tuple[list[list[float]], int]:
         for v in got:
             if len(v) != dims:
                 fail(f"model {emb['model']!r} returned {len(v)} dimensions, the vectorizer "
-                     f"{plan.name!r} stores {dims}", sqlstate="22000",
+                     f"{plan.name!r} stores {dims}", sqlstate="42804",
                      hint="recreate the vectorizer with the model's dimensions")
         vectors.extend(got)
     return vectors, calls
@@ -300,15 +307,17 @@ def _commit() -> None:
 def execute(vectorizer_id: int, max_batches: int | None = None) -> int:
     """Drain the queue in committed batches; return the number of items processed."""
     total = batches = 0
+    failed: list[int] = []  # tried once in this call already: left for a later call
     while max_batches is None or batches < max_batches:
         plan = load_plan(vectorizer_id)
         if plan is None:
             return total
         claimed: list[int] = []
         try:
-            done = process_batch(plan, claimed)
+            done = process_batch(plan, claimed, skip=failed)
         except Exception as exc:  # any failure: nothing written, items kept and backed off
             plpy.rollback()
+            failed.extend(claimed)
             if len(claimed) > 1 and getattr(exc, "sqlstate", None) in _INPUT_ERROR_STATES:
                 total += _isolate(plan, claimed)
             else:

@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from . import settings
@@ -51,13 +52,23 @@ def request(method: str, url: str, *, json: Any = None, headers: dict | None = N
         fail(f"the model server at {_origin(url)} did not answer within {timeout:g} s",
              hint="raise the setting ai.http_timeout (seconds), or check the server's load",
              sqlstate="57014")
-    except requests.exceptions.ConnectionError:
+    except requests.exceptions.ConnectionError as exc:
+        if _is_read_timeout(exc):
+            fail(f"the model server at {_origin(url)} did not answer within {timeout:g} s",
+                 hint="raise the setting ai.http_timeout (seconds), or check the server's load",
+                 sqlstate="57014")
         fail(f"cannot reach the model server at {_origin(url)}", hint=unreachable_hint,
              sqlstate="08001")
     except requests.exceptions.RequestException as exc:
         fail(f"request to the model server at {_origin(url)} failed: {type(exc).__name__}",
              hint=unreachable_hint, sqlstate="08000")
     raise AssertionError("unreachable")
+
+
+def _is_read_timeout(exc: Exception) -> bool:
+    """A read timeout surfaces as a ConnectionError once urllib3's retries are exhausted."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, ReadTimeoutError) or "Read timed out" in str(exc)
 
 
 def error_message(response: requests.Response, *secrets: str | None) -> str:

@@ -144,10 +144,10 @@ class LocalCluster:
         self._wait_ready()
         return self.dsn()
 
-    def stop(self) -> None:
-        """Stop the cluster if it runs."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the cluster if it runs (mode: smart, fast or immediate, as pg_ctl's -m)."""
         if self.running():
-            self._run("pg_ctl", "stop", "-m", "fast", "-w", "-D", str(self.datadir))
+            self._run("pg_ctl", "stop", "-m", mode, "-w", "-D", str(self.datadir))
 
     def destroy(self) -> None:
         """Stop the cluster and delete its folder."""
