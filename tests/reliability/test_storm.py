@@ -1,0 +1,90 @@
+"""A concurrent storm: writers, truncates, background drains and external workers at once."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import psycopg
+
+from pgweave.worker import run_worker
+
+from .checker import check_exact
+
+WORDS = "index vacuum replica planner tuple page lock snapshot commit checkpoint".split()
+
+
+def _writer(dsn: str, seed: int, until: list[float], counts: dict) -> None:
+    rng = random.Random(seed)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < until[0]:
+            key = rng.randrange(40)
+            body = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(5, 60))) + "."
+            op = rng.random()
+            if op < 0.45:
+                conn.execute("INSERT INTO docs (id, body) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                             (key, body))
+            elif op < 0.7:
+                conn.execute("UPDATE docs SET other = other + 1 WHERE id = %s", (key,))  # not embedded
+            elif op < 0.95:
+                conn.execute("DELETE FROM docs WHERE id = %s", (key,))
+            else:
+                conn.execute("UPDATE docs SET body = body WHERE id = %s", (key,))  # unchanged text
+            counts["writes"] += 1
+            time.sleep(rng.random() * 0.01)
+
+
+def test_concurrent_storm_converges_exactly(db, st_model):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text, other int DEFAULT 0)")
+        conn.execute("""SELECT ai.create_vectorizer('docs'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384),
+            chunking => ai.chunking_recursive_character_text_splitter(100, 0),
+            scheduling => ai.scheduling_none(), processing => ai.processing_default(batch_size => 8))""")
+    counts = {"writes": 0, "truncates": 0, "truncate_waits": 0}
+    stop = threading.Event()
+    until = [time.monotonic() + 3600]  # set by the truncator: writers go on 4 s after its last truncate
+    threads = [threading.Thread(target=_writer, args=(db, seed, until, counts)) for seed in range(3)]
+    threads += [threading.Thread(target=run_worker, kwargs=dict(dsn=db, concurrency=2, poll_interval=0.3, stop=stop))
+                for _ in range(2)]
+
+    def in_database_loop():  # what the pg_cron job does, without waiting for the minute
+        with psycopg.connect(db, autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
+                time.sleep(0.1)
+
+    def truncator():
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '20s'")
+            for _ in range(2):
+                time.sleep(3)
+                try:
+                    conn.execute("TRUNCATE docs")
+                    counts["truncates"] += 1
+                except psycopg.errors.LockNotAvailable:
+                    counts["truncate_waits"] += 1
+        until[0] = time.monotonic() + 4
+
+    threads += [threading.Thread(target=in_database_loop), threading.Thread(target=truncator)]
+    for t in threads:
+        t.start()
+    threads[-1].join()
+    for t in threads[:3]:
+        t.join()
+    time.sleep(1)
+    stop.set()
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("NOTIFY ai_vectorizer")
+    for t in threads[3:]:
+        t.join(60)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
+        processed, embedded, reused = conn.execute(
+            "SELECT items_processed, chunks_embedded, chunks_reused FROM ai.vectorizer_status").fetchone()
+        errors = conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0]
+    figures = check_exact(db, st_model)
+    assert errors == 0 and figures["rows"] > 0 and counts["truncates"] > 0
+    print(f"\n[storm] writes={counts['writes']} truncates={counts['truncates']} (lock waits {counts['truncate_waits']}) items={processed} "
+          f"embedded={embedded} reused={reused} final rows={figures['rows']} chunks={figures['chunks']}")
