@@ -41,6 +41,9 @@ def _with_dbname(dsn: str, dbname: str) -> str:
     return psycopg.conninfo.make_conninfo(dsn, dbname=dbname)
 
 
+SERVER_LOG: list[Path] = []  # the native cluster's log file, for tests that grep it
+
+
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory) -> Iterator[str]:
     """A superuser DSN of a PostgreSQL server with pgvector, plpython3u and pg_cron."""
@@ -64,6 +67,7 @@ def pg_server(tmp_path_factory) -> Iterator[str]:
         except LocalDBError as exc:
             pytest.fail(f"cannot start a throwaway PostgreSQL: {exc}\n"
                         "get one with `make setup`, or set PGWEAVE_TEST_DSN", pytrace=False)
+        SERVER_LOG.append(cluster.root / "server.log")
         yield dsn
         cluster.destroy()
 

@@ -113,8 +113,10 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ai.retry_failed(ai._vectorizer_id(name)) $$;
 
 -- Items waiting in the queue. exact => false stops counting at 10,000 and estimates beyond.
+-- SECURITY DEFINER: status readers need counts, not rights on the queue; it counts only a
+-- vectorizer's own queue.
 CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(vectorizer_id int, exact boolean DEFAULT false) RETURNS bigint
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v ai.vectorizer := ai._vectorizer(vectorizer_id);
@@ -140,18 +142,20 @@ CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(name text, exact boolean 
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ai.vectorizer_queue_pending(ai._vectorizer_id(name), exact) $$;
 
--- Count rows of a relation by name (NULL when it is gone); for the status view.
-CREATE OR REPLACE FUNCTION ai._count_rows(qualified text) RETURNS bigint
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+-- Parked items and stored chunks of a vectorizer (NULL when its tables are gone); for the
+-- status view. SECURITY DEFINER like vectorizer_queue_pending: counts, never contents.
+CREATE OR REPLACE FUNCTION ai._vectorizer_counts(vectorizer_id int, OUT failed_items bigint, OUT stored_chunks bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    n bigint;
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
 BEGIN
-    IF to_regclass(qualified) IS NULL THEN
-        RETURN NULL;
+    IF to_regclass(ai._qualified(v.queue_schema, v.queue_failed_table)) IS NOT NULL THEN
+        EXECUTE format('SELECT count(*) FROM %s', ai._qualified(v.queue_schema, v.queue_failed_table)) INTO failed_items;
     END IF;
-    EXECUTE format('SELECT count(*) FROM %s', qualified) INTO n;
-    RETURN n;
+    IF to_regclass(ai._qualified(v.target_schema, v.target_table)) IS NOT NULL THEN
+        EXECUTE format('SELECT count(*) FROM %s', ai._qualified(v.target_schema, v.target_table)) INTO stored_chunks;
+    END IF;
 END
 $$;
 

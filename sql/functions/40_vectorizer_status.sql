@@ -9,8 +9,8 @@ SELECT
     ai._qualified(v.view_schema, v.view_name) AS view,
     ai._qualified(v.target_schema, v.target_table) AS target_table,
     ai.vectorizer_queue_pending(v.id) AS pending_items,
-    ai._count_rows(ai._qualified(v.queue_schema, v.queue_failed_table)) AS failed_items,
-    ai._count_rows(ai._qualified(v.target_schema, v.target_table)) AS stored_chunks,
+    c.failed_items,
+    c.stored_chunks,
     p.items_processed,
     p.chunks_embedded,
     p.chunks_reused,
@@ -25,6 +25,7 @@ SELECT
         ELSE 'cron'
     END AS schedule
 FROM ai.vectorizer v
+CROSS JOIN LATERAL ai._vectorizer_counts(v.id) c
 LEFT JOIN ai._vectorizer_progress p ON p.vectorizer_id = v.id;
 
 -- Errors, newest first, with the vectorizer's name.

@@ -2,7 +2,7 @@
 
 Modes: ``pass`` (forward), ``500``, ``429``, ``hang`` (answer after ``hang_seconds``),
 ``malformed`` (invalid JSON), ``wrong_dims`` (forward, then cut every vector in half),
-``slow`` (forward after ``hang_seconds``). Counts what it saw, so tests can report figures.
+``slow`` (forward after ``hang_seconds``), ``reject_key`` (401 echoing the key). Counts what it saw, so tests can report figures.
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ class FaultProxy:
                 mode = proxy.mode
                 if mode in ("500", "429", "malformed", "hang"):
                     proxy.faults += 1
+                if mode == "reject_key":  # what OpenAI does: echo (part of) the key it refused
+                    proxy.faults += 1
+                    key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                    body = {"error": {"message": f"Incorrect API key provided: {key}.", "type": "invalid_request_error"}}
+                    return self._answer(401, json.dumps(body).encode())
                 if mode == "500":
                     return self._answer(500, b'{"error": "injected server error"}')
                 if mode == "429":
