@@ -243,29 +243,32 @@ def _md5(text: str) -> str:
 
 def embed_texts(plan: Plan, texts: list[str]) -> tuple[list[list[float]], int]:
     """Embed texts in requests of embedding_batch_size; return vectors and the request count."""
-    emb = plan.config["embedding"]
     size = max(1, int(plan.processing.get("embedding_batch_size", 64)))
-    dims = int(emb["dimensions"])
     vectors: list[list[float]] = []
     calls = 0
     for start in range(0, len(texts), size):
-        part = texts[start:start + size]
-        if emb["implementation"] == "ollama":
-            got = ollama.embed(emb["model"], part, emb.get("base_url"), emb.get("keep_alive"),
-                               emb.get("options"))
-        elif emb["implementation"] == "openai":
-            got = openai.embed(emb["model"], part, None, emb.get("api_key_name"),
-                               emb.get("dimensions"), emb.get("user"), emb.get("base_url"))
-        else:
-            fail(f"unknown embedding implementation {emb['implementation']!r}", sqlstate="22023")
+        vectors.extend(embed_request(plan.config["embedding"], texts[start:start + size], plan.name))
         calls += 1
-        for v in got:
-            if len(v) != dims:
-                fail(f"model {emb['model']!r} returned {len(v)} dimensions, the vectorizer "
-                     f"{plan.name!r} stores {dims}", sqlstate="42804",
-                     hint="recreate the vectorizer with the model's dimensions")
-        vectors.extend(got)
     return vectors, calls
+
+
+def embed_request(emb: dict, texts: list[str], vectorizer_name: str) -> list[list[float]]:
+    """One embedding request with a vectorizer's embedding config; checks the dimensions."""
+    dims = int(emb["dimensions"])
+    if emb["implementation"] == "ollama":
+        got = ollama.embed(emb["model"], texts, emb.get("base_url"), emb.get("keep_alive"),
+                           emb.get("options"))
+    elif emb["implementation"] == "openai":
+        got = openai.embed(emb["model"], texts, None, emb.get("api_key_name"),
+                           emb.get("dimensions"), emb.get("user"), emb.get("base_url"))
+    else:
+        fail(f"unknown embedding implementation {emb['implementation']!r}", sqlstate="22023")
+    for v in got:
+        if len(v) != dims:
+            fail(f"model {emb['model']!r} returned {len(v)} dimensions, the vectorizer "
+                 f"{vectorizer_name!r} stores {dims}", sqlstate="42804",
+                 hint="recreate the vectorizer with the model's dimensions")
+    return got
 
 
 def record_failure(plan: Plan, ids: list[int], exc: BaseException) -> None:

@@ -125,4 +125,5 @@ def call(method: str, url: str, *, payload: Any = None, headers: dict | None = N
     if status >= 500:
         fail(f"{where} failed with {status}: {message}",
              hint="check the model server's log", sqlstate="58000")
-    fail(f"{where} rejected the request ({status}): {message}", sqlstate="22023")
+    fail(f"{where} rejected the request ({status}): {message}", sqlstate="22023",
+         hint="the model server refused these arguments (its words are above): fix them and retry")

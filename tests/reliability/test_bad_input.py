@@ -1,0 +1,153 @@
+"""Bad input, case by case: a clear error or a documented result, and nothing lost.
+
+Each case is (name, SQL, expected) where expected is ("error", text in the message or hint)
+or ("value", the single value the statement returns). Cases run in one database that has
+t(id int PRIMARY KEY, title text, body text) and a view v.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+SETUP = """
+CREATE TABLE t (id int PRIMARY KEY, title text, body text);
+CREATE TABLE nokey (body text);
+CREATE VIEW v AS SELECT * FROM t;
+"""
+VEC = "SELECT ai.create_vectorizer('t'::regclass, "
+EMB = "embedding => ai.embedding_ollama('all-minilm', 384)"
+
+CASES = [
+    # model calling: texts
+    ("null text", "SELECT ai.ollama_embed('all-minilm', NULL::text) IS NULL", ("value", True)),
+    ("empty text", "SELECT vector_dims(ai.ollama_embed('all-minilm', ''))", ("value", 384)),
+    ("whitespace text", "SELECT vector_dims(ai.ollama_embed('all-minilm', E'  \\n\\t '))", ("value", 384)),
+    ("10 MB text", "SELECT vector_dims(ai.ollama_embed('all-minilm', repeat('abcdefghi ', 1048576)))", ("value", 384)),
+    ("unicode", "SELECT vector_dims(ai.ollama_embed('all-minilm', '数据库 🐘 naïve Ωmega'))", ("value", 384)),
+    ("control characters", "SELECT vector_dims(ai.ollama_embed('all-minilm', E'a\\x01b\\x02c\\x1f'))", ("value", 384)),
+    ("batch of NULLs", "SELECT count(*) FILTER (WHERE embedding IS NULL) FROM ai.ollama_embed('all-minilm', ARRAY[NULL, NULL]::text[])", ("value", 2)),
+    ("empty batch", "SELECT count(*) FROM ai.ollama_embed('all-minilm', ARRAY[]::text[])", ("value", 0)),
+    ("openai NULL text", "SELECT ai.openai_embed('all-minilm', NULL::text) IS NULL", ("value", True)),
+    # model calling: models, hosts, options
+    ("NULL model", "SELECT ai.ollama_embed(NULL, 'x')", ("error", "model must not be NULL")),
+    ("empty model", "SELECT ai.ollama_embed('', 'x')", ("error", "model must not be NULL")),
+    ("unknown model", "SELECT ai.ollama_embed('nomic-embed-text', 'x')", ("error", "available models")),
+    ("unreachable host", "SELECT ai.ollama_embed('all-minilm', 'x', host => 'http://127.0.0.1:9')", ("error", "cannot reach")),
+    ("host without scheme", "SELECT ai.ollama_embed('all-minilm', 'x', host => '127.0.0.1:9')", ("error", "http://127.0.0.1:9")),
+    ("malformed host", "SELECT ai.ollama_embed('all-minilm', 'x', host => 'http://')", ("error", "model server")),
+    ("options not an object", "SELECT ai.ollama_embed('all-minilm', 'x', embedding_options => '[1]')", ("error", "must be a JSON object")),
+    ("zero dimensions", "SELECT ai.openai_embed('all-minilm', 'x', dimensions => 0)", ("error", "dimensions must be positive")),
+    ("too many dimensions", "SELECT ai.openai_embed('all-minilm', 'x', dimensions => 5000)", ("error", "rejected the request")),
+    ("messages not an array", "SELECT ai.ollama_chat_complete('tiny-lm', '{}')", ("error", "must be a JSON array")),
+    ("messages empty", "SELECT ai.ollama_chat_complete('tiny-lm', '[]')", ("error", "non-empty")),
+    ("message without role", "SELECT ai.openai_chat_complete('tiny-lm', '[{\"content\": \"x\"}]')", ("error", "role")),
+    ("tools not an array", "SELECT ai.ollama_chat_complete('tiny-lm', '[{\"role\": \"user\", \"content\": \"x\"}]', tools => '{}')", ("error", "tools must be a JSON array")),
+    ("NULL prompt", "SELECT ai.ollama_generate('tiny-lm', NULL)", ("error", "prompt must not be NULL")),
+    ("bad timeout setting", "SET ai.http_timeout = 'soon'; SELECT ai.ollama_embed('all-minilm', 'x')", ("error", "is not a positive number")),
+    ("bad secret name", "SELECT ai.openai_embed('all-minilm', 'x', api_key_name => 'bad name; DROP')", ("error", "not a valid secret name")),
+    # declaring vectorizers
+    ("NULL source", "SELECT ai.create_vectorizer(NULL, embedding => ai.embedding_ollama('all-minilm', 384))", ("error", "source must not be NULL")),
+    ("table without primary key", "SELECT ai.create_vectorizer('nokey'::regclass, loading => ai.loading_column('body'), " + EMB + ")", ("error", "ADD PRIMARY KEY")),
+    ("a view as source", "SELECT ai.create_vectorizer('v'::regclass, loading => ai.loading_column('body'), " + EMB + ")", ("error", "is not a table")),
+    ("missing column", VEC + "loading => ai.loading_column('nope'), " + EMB + ")", ("error", "does not exist")),
+    ("template names a missing column", VEC + "loading => ai.loading_column('body'), " + EMB + ", formatting => ai.formatting_python_template('$author: $chunk'))", ("error", "unknown column")),
+    ("overlap equal to size is fine", VEC + "name => 'eq', destination => 'eq', loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_recursive_character_text_splitter(100, 100), scheduling => ai.scheduling_none()) > 0", ("value", True)),
+    ("overlap above size", VEC + "loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_recursive_character_text_splitter(100, 101))", ("error", "chunk_overlap")),
+    ("zero chunk size", VEC + "loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_character_text_splitter(0, 0))", ("error", "chunk_size positive")),
+    ("negative overlap", VEC + "loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_recursive_character_text_splitter(100, -1))", ("error", "chunk_overlap")),
+    ("zero dimensions in config", VEC + "loading => ai.loading_column('body'), embedding => ai.embedding_ollama('all-minilm', 0))", ("error", "dimensions must be between")),
+    ("negative dimensions", VEC + "loading => ai.loading_column('body'), embedding => ai.embedding_ollama('all-minilm', -3))", ("error", "dimensions must be between")),
+    ("no model in config", VEC + "loading => ai.loading_column('body'), embedding => ai.embedding_ollama('', 384))", ("error", "model must be named")),
+    ("no embedding", VEC + "loading => ai.loading_column('body'))", ("error", "embedding is required")),
+    ("no column at all", VEC + EMB + ")", ("error", "no column to embed")),
+    ("two different columns", VEC + "loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_recursive_character_text_splitter('title'))", ("error", "loading names column")),
+    ("zero batch size", VEC + "loading => ai.loading_column('body'), " + EMB + ", processing => ai.processing_default(batch_size => 0))", ("error", "batch_size")),
+    ("cron without pg_cron", VEC + "loading => ai.loading_column('body'), " + EMB + ", scheduling => ai.scheduling_cron())", ("error", "pg_cron")),
+    ("destination already exists", VEC + "loading => ai.loading_column('body'), " + EMB + ", destination => 'v')", ("error", "already exists")),
+    ("unknown vectorizer dropped", "SELECT ai.drop_vectorizer('nope')", ("error", "does not exist")),
+    ("unknown vectorizer retried", "SELECT ai.retry_failed('nope')", ("error", "does not exist")),
+    ("unknown vectorizer id", "SELECT ai.vectorizer_queue_pending(424242)", ("error", "does not exist")),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_db(pg_server, template_dsn, model_server_url):
+    import uuid
+
+    name = f"bad_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE pgweave_template")
+        conn.execute(f"ALTER DATABASE {name} SET ai.ollama_host = '{model_server_url}'")
+        conn.execute(f"ALTER DATABASE {name} SET ai.openai_base_url = '{model_server_url}/v1'")
+    dsn = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(SETUP)
+    yield dsn
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_there_are_at_least_forty_cases():
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("name,sql,expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(bad_db, name, sql, expected):
+    kind, want = expected
+    with psycopg.connect(bad_db) as conn:
+        if kind == "value":
+            assert conn.execute(sql).fetchone()[0] == want
+            return
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(sql)
+    diag = info.value.diag
+    said = f"{diag.message_primary} {diag.message_hint or ''}"
+    assert want in said, said
+    assert diag.message_hint or kind == "error" and "does not exist" in said, f"no hint: {said}"
+
+
+@pytest.mark.parametrize("ddl", [
+    'CREATE TABLE "select" ("Semi;colon" int PRIMARY KEY, "Mixed Case ""quoted""" text)',
+    'CREATE TABLE "' + "x" * 63 + '" ("Semi;colon" int PRIMARY KEY, "Mixed Case ""quoted""" text)',
+])
+def test_odd_identifiers_for_tables_columns_and_names(db, ddl):
+    table = ddl.split('"')[1]
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(ddl)
+        conn.execute(f'INSERT INTO "{table}" VALUES (1, %s)', ("odd but fine",))
+        conn.execute("""SELECT ai.create_vectorizer(%s::regclass, name => 'Name; with "quotes" and spaces',
+            destination => 'emb', loading => ai.loading_column('Mixed Case "quoted"'),
+            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none())""",
+                     (f'"{table}"',))
+        conn.execute("""CALL ai.execute_vectorizer('Name; with "quotes" and spaces')""")
+        assert conn.execute('SELECT "Semi;colon", chunk FROM emb').fetchone() == (1, "odd but fine")
+
+
+def test_dimension_mismatch_keeps_items_and_says_why(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE d (id int PRIMARY KEY, body text); INSERT INTO d VALUES (1, 'x')")
+        conn.execute("""SELECT ai.create_vectorizer('d'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 768), scheduling => ai.scheduling_none())""")
+        conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+        message = conn.execute("SELECT message FROM ai.vectorizer_errors").fetchone()[0]
+        assert "returned 384 dimensions" in message and "768" in message
+        assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 1
+
+
+def test_renamed_or_retyped_source_column(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE d (id int PRIMARY KEY, body varchar(50)); INSERT INTO d VALUES (1, 'typed text')")
+        conn.execute("""SELECT ai.create_vectorizer('d'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none())""")
+        # Postgres refuses to retype a column a view shows: documented, and nothing changes.
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="used by a view"):
+            conn.execute("ALTER TABLE d ALTER COLUMN body TYPE text")
+        conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+        assert conn.execute("SELECT chunk FROM d_embedding").fetchone()[0] == "typed text"
+        conn.execute("ALTER TABLE d RENAME COLUMN body TO content")  # a rename is reported, nothing lost
+        conn.execute("INSERT INTO d VALUES (2, 'after rename')")
+        conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+        message = conn.execute("SELECT message FROM ai.vectorizer_errors ORDER BY id DESC").fetchone()[0]
+        assert "body" in message
+        assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 1
