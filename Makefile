@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pgweave-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup stack venv test demo db-start db-stop db-dsn serve lint bench clean help
+.PHONY: setup stack venv test demo stop db-start db-stop db-dsn serve lint bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,8 +30,12 @@ $(STAMP): pyproject.toml
 test: setup  ## run the test suite against a throwaway cluster and the local model server
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-demo: setup  ## start the stack, install the ai schema, embed a sentence from SQL
+demo: setup  ## the main job: docs corpus, a vectorizer, background sync, search (FULL=1: all pages)
 	$(BIN)/python -m pgweave.demo
+
+stop:  ## stop the demo's model server and the local cluster
+	-@test -f .pgweave/serve.pid && kill $$(cat .pgweave/serve.pid) 2>/dev/null; rm -f .pgweave/serve.pid .pgweave/serve.url
+	-@$(BIN)/pgweave db stop
 
 db-start: setup  ## start the project-local cluster (.pgweave/db) and print its DSN
 	@$(BIN)/pgweave db start

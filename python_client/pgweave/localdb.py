@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PG_MAJOR = os.environ.get("PGWEAVE_PG_MAJOR", "15")
+# pg_cron runs jobs in one database per cluster; the project-local cluster's is `pgweave`.
+CRON_DATABASE = "pgweave"
 
 
 class LocalDBError(RuntimeError):
@@ -108,7 +110,7 @@ class LocalCluster:
             "listen_addresses": "'127.0.0.1'",
             "unix_socket_directories": f"'{self.root}'",
             "shared_preload_libraries": "'pg_cron'",
-            "cron.database_name": "'postgres'",
+            "cron.database_name": f"'{CRON_DATABASE}'",
             "cron.use_background_workers": "on",
             "max_worker_processes": "32",
             "fsync": "off",
