@@ -37,12 +37,8 @@ LANGUAGE plpython3u IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_tem
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]
-if input_texts is None:
-    return []
-present = [(i, t) for i, t in enumerate(input_texts) if t is not None]
-vectors = pw.ollama.embed(model, [t for _, t in present], host, keep_alive, embedding_options) if present else []
-by_index = {i: pw.vectors.to_pgvector(v) for (i, _), v in zip(present, vectors)}
-return [(i, by_index.get(i)) for i in range(len(input_texts))]
+return pw.vectors.batch_rows(
+    input_texts, lambda texts: pw.ollama.embed(model, texts, host, keep_alive, embedding_options))
 $python$;
 
 -- The models an Ollama server has (/api/tags).

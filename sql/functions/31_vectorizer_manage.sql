@@ -22,41 +22,40 @@ BEGIN
 END
 $$;
 
--- Stop a vectorizer's background job from starting (the queue keeps filling).
-CREATE OR REPLACE FUNCTION ai.disable_vectorizer_schedule(vectorizer_id int) RETURNS void
+-- Turn a vectorizer's background job on or off (the queue keeps filling either way).
+CREATE OR REPLACE FUNCTION ai._set_schedule_active(vectorizer_id int, active boolean) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v ai.vectorizer := ai._vectorizer(vectorizer_id);
 BEGIN
-    UPDATE ai.vectorizer SET config = jsonb_set(config, '{scheduling,disabled}', 'true') WHERE id = v.id;
+    UPDATE ai.vectorizer
+    SET config = CASE WHEN active THEN config #- '{scheduling,disabled}'
+                      ELSE jsonb_set(config, '{scheduling,disabled}', 'true') END
+    WHERE id = v.id;
     IF v.config->'scheduling'->>'implementation' = 'cron' THEN
-        PERFORM cron.alter_job((v.config->'scheduling'->>'job_id')::bigint, active => false);
+        PERFORM cron.alter_job((v.config->'scheduling'->>'job_id')::bigint, active => active);
     END IF;
 END
 $$;
+
+-- Stop a vectorizer's background job from starting.
+CREATE OR REPLACE FUNCTION ai.disable_vectorizer_schedule(vectorizer_id int) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ai._set_schedule_active(vectorizer_id, false) $$;
 
 CREATE OR REPLACE FUNCTION ai.disable_vectorizer_schedule(name text) RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT ai.disable_vectorizer_schedule(ai._vectorizer_id(name)) $$;
+AS $$ SELECT ai._set_schedule_active(ai._vectorizer_id(name), false) $$;
 
 -- Let a vectorizer's background job start again.
 CREATE OR REPLACE FUNCTION ai.enable_vectorizer_schedule(vectorizer_id int) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v ai.vectorizer := ai._vectorizer(vectorizer_id);
-BEGIN
-    UPDATE ai.vectorizer SET config = config #- '{scheduling,disabled}' WHERE id = v.id;
-    IF v.config->'scheduling'->>'implementation' = 'cron' THEN
-        PERFORM cron.alter_job((v.config->'scheduling'->>'job_id')::bigint, active => true);
-    END IF;
-END
-$$;
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ai._set_schedule_active(vectorizer_id, true) $$;
 
 CREATE OR REPLACE FUNCTION ai.enable_vectorizer_schedule(name text) RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT ai.enable_vectorizer_schedule(ai._vectorizer_id(name)) $$;
+AS $$ SELECT ai._set_schedule_active(ai._vectorizer_id(name), true) $$;
 
 -- Remove a vectorizer: its job, triggers and queues; with drop_all also its store and view.
 CREATE OR REPLACE FUNCTION ai.drop_vectorizer(vectorizer_id int, drop_all boolean DEFAULT false) RETURNS void
