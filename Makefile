@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pgweave-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup stack venv test demo stop db-start db-stop db-dsn serve lint bench clean help
+.PHONY: setup stack venv test soak demo stop db-start db-stop db-dsn serve lint bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ $(STAMP): pyproject.toml
 
 test: setup  ## run the test suite against a throwaway cluster and the local model server
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+soak: setup  ## the reliability storm for PGWEAVE_SOAK_SECONDS (default 600) instead of seconds
+	PGWEAVE_SOAK_SECONDS=$${PGWEAVE_SOAK_SECONDS:-600} $(BIN)/pytest -p no:cacheprovider -s tests/reliability/test_storm.py
 
 demo: setup  ## the main job: docs corpus, a vectorizer, background sync, search (FULL=1: all pages)
 	$(BIN)/python -m pgweave.demo

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -58,7 +59,9 @@ def test_concurrent_storm_converges_exactly(db, st_model):
     def truncator():
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute("SET lock_timeout = '20s'")
-            for _ in range(2):
+            # `make soak` stretches the storm: PGWEAVE_SOAK_SECONDS of truncate cycles.
+            cycles = max(2, int(os.environ.get("PGWEAVE_SOAK_SECONDS", "6")) // 3)
+            for _ in range(cycles):
                 time.sleep(3)
                 try:
                     conn.execute("TRUNCATE docs")
