@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from pgweave.localdb import LocalCluster
+from pgweave.localdb import CRON_DATABASE, LocalCluster
 
 
 def test_local_cluster_starts_with_pg_cron_and_stops():
@@ -19,6 +19,9 @@ def test_local_cluster_starts_with_pg_cron_and_stops():
         assert cluster.start() == dsn  # starting a running cluster is a no-op
         with psycopg.connect(dsn, autocommit=True) as conn:
             assert conn.execute("SHOW shared_preload_libraries").fetchone()[0] == "pg_cron"
+            assert conn.execute("SHOW cron.database_name").fetchone()[0] == CRON_DATABASE
+            conn.execute(f"CREATE DATABASE {CRON_DATABASE}")
+        with psycopg.connect(cluster.dsn(CRON_DATABASE), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
             for ext in ("vector", "plpython3u"):
                 conn.execute(f"CREATE EXTENSION IF NOT EXISTS {ext}")

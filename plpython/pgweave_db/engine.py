@@ -174,7 +174,8 @@ def process_batch(plan: Plan, claimed: list[int], only_ids: list[int] | None = N
     keys_json = "[" + ",".join(sorted({r["key"] for r in picked})) + "]"
     claimed.extend(r["id"] for r in picked)
     claimed.extend(r["id"] for r in plpy.execute(st["claim_same_keys"], [keys_json, skip]))
-    ids = sorted(set(claimed))
+    claimed[:] = sorted(set(claimed))  # the picked items are claimed again with their keys
+    ids = list(claimed)
 
     sources = {r["key"]: r for r in plpy.execute(st["read_source"], [keys_json])}
     stored: dict[str, list[dict]] = {}

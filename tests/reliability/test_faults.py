@@ -64,7 +64,7 @@ def test_model_server_faults_lose_nothing(db, proxy, st_model, mode, message):
     _vectorizer(db, proxy.url, rows=12)
     proxy.mode, proxy.hang_seconds = mode, 3
     start = time.monotonic()
-    _call(db, http_retries=1, http_timeout=1)
+    _call(db, http_retries=1, http_timeout=1 if mode == "hang" else 60)  # a loaded machine is slow
     errors = _errors(db)
     assert errors and message in errors[0], errors
     with psycopg.connect(db) as conn:
