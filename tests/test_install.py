@@ -92,7 +92,7 @@ def test_a_backend_holding_other_code_reloads_before_running_a_function(db):
         assert loaded[0] == code_hash()
 
 
-@pytest.mark.parametrize("start", ["0001", "0002"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003"])
 def test_upgrading_from_an_earlier_revision_gives_the_fresh_schema(pg_server, template_dsn, empty_db, start):
     fresh = _schema_snapshot(template_dsn)
     install(empty_db, start)

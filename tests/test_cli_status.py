@@ -1,0 +1,241 @@
+"""The operator's commands: status, wait, errors, retry, vectorizers; JSON and exit codes scripts trust."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from conftest import execute_vectorizer
+from pgweave.cli import app
+
+runner = CliRunner()
+
+
+def _notes(db: str, rows: int, model: str = "all-minilm", max_attempts: int = 6) -> None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+        conn.execute("INSERT INTO notes SELECT i, 'Note ' || i || ' is about databases.' "
+                     "FROM generate_series(1, %s) i", (rows,))
+        conn.execute("""SELECT ai.create_vectorizer('notes'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama(%s, 384), chunking => ai.chunking_none(),
+            scheduling => ai.scheduling_none(),
+            processing => ai.processing_default(batch_size => 5, max_attempts => %s))""",
+                     (model, max_attempts))
+
+
+def _run(db: str, *args: str):
+    return runner.invoke(app, list(args), env={"PGWEAVE_DSN": db, "COLUMNS": "200"})
+
+
+@pytest.mark.parametrize("args", [["status"], ["wait"], ["errors"], ["retry"], ["search"], ["ask"], ["vectorizers"],
+                                  ["vectorizers", "create"], ["vectorizers", "show"], ["worker"]])
+def test_help_answers(args):
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_status_shows_a_table_and_json_for_scripts(db):
+    _notes(db, 7)
+    table = _run(db, "status")
+    assert table.exit_code == 0, table.output
+    assert "notes_embedding" in table.output and "public.notes → public.notes_embedding" in table.output
+    assert "manual" in table.output
+    as_json = _run(db, "status", "--json")
+    assert as_json.exit_code == 0
+    [row] = json.loads(as_json.stdout)
+    assert (row["name"], row["pending_items"], row["in_sync"]) == ("notes_embedding", 7, False)
+    execute_vectorizer(db, "notes_embedding")
+    [row] = json.loads(_run(db, "status", "notes_embedding", "--json").stdout)
+    assert (row["pending_items"], row["stored_chunks"], row["in_sync"]) == (0, 7, True)
+
+
+def test_no_vectorizers_is_not_an_error(db):
+    result = _run(db, "status")
+    assert result.exit_code == 0 and "no vectorizers" in result.output
+    assert json.loads(_run(db, "status", "--json").stdout) == []
+
+
+def test_wait_draws_progress_until_in_sync(db):
+    _notes(db, 30)
+    drainer = threading.Thread(target=execute_vectorizer, args=(db, "notes_embedding"))
+    drainer.start()
+    try:
+        result = _run(db, "wait", "notes_embedding", "--timeout", "120", "--interval", "0.05")
+    finally:
+        drainer.join()
+    assert result.exit_code == 0, result.output
+    assert "notes_embedding is in sync: 30 chunk(s) stored, 0 failed item(s)" in result.stdout
+    assert "━" in result.stdout            # the progress bar's final frame
+
+
+def test_wait_json_prints_only_the_final_status(db):
+    _notes(db, 3)
+    execute_vectorizer(db, "notes_embedding")
+    result = _run(db, "wait", "notes_embedding", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["in_sync"] is True
+
+
+def test_wait_exits_3_when_not_in_sync_before_the_timeout(db):
+    _notes(db, 4)     # nothing drains the queue
+    result = _run(db, "wait", "notes_embedding", "--timeout", "0.3", "--interval", "0.1", "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["pending_items"] == 4
+    assert "4 pending item(s)" in result.stderr
+
+
+def test_failed_items_show_in_status_errors_and_wait_and_retry_brings_them_back(db):
+    _notes(db, 3, model="no-such-model", max_attempts=1)
+    execute_vectorizer(db, "notes_embedding")     # every item fails once and is parked
+
+    status = _run(db, "status")
+    assert status.exit_code == 1                  # failed items: scripts can tell
+    assert "no-such-model" in status.output
+
+    errors = _run(db, "errors")
+    assert errors.exit_code == 1 and "no-such-model" in errors.output
+    [error] = json.loads(_run(db, "errors", "notes_embedding", "--json").stdout)
+    assert error["name"] == "notes_embedding" and "not available" in error["message"]
+
+    waited = _run(db, "wait", "notes_embedding")
+    assert waited.exit_code == 1 and "pgweave retry notes_embedding" in waited.stderr
+
+    retried = _run(db, "retry", "notes_embedding", "--json")
+    assert retried.exit_code == 0 and json.loads(retried.stdout) == {"notes_embedding": 3}
+    assert json.loads(_run(db, "status", "--json").stdout)[0]["pending_items"] == 3
+
+
+def test_errors_is_quiet_and_exits_0_without_errors(db):
+    _notes(db, 1)
+    result = _run(db, "errors")
+    assert result.exit_code == 0 and "no errors recorded" in result.output
+
+
+def test_an_unknown_vectorizer_is_a_usage_error_with_the_database_hint(db):
+    _notes(db, 1)
+    for args in (["status", "nope"], ["wait", "nope"], ["retry", "nope"], ["errors", "nope"],
+                 ["vectorizers", "show", "nope"]):
+        result = _run(db, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert 'vectorizer "nope" does not exist' in result.stderr
+        assert "hint: existing vectorizers: notes_embedding" in result.stderr
+        assert result.stdout == ""
+
+
+def test_an_unreachable_database_exits_2_and_says_how_to_fix_it():
+    result = runner.invoke(app, ["status", "--dsn", "postgresql://nobody@127.0.0.1:9/nowhere"])
+    assert result.exit_code == 2
+    assert "PGWEAVE_DSN" in result.stderr
+
+
+def test_a_database_without_pgweave_exits_2_and_says_install(empty_db):
+    result = _run(empty_db, "status")
+    assert result.exit_code == 2
+    assert "pgweave install" in result.stderr
+
+
+def test_vectorizers_list_show_create_and_drop_round_trip(db, tmp_path):
+    _notes(db, 2)
+    listed = _run(db, "vectorizers")
+    assert listed.exit_code == 0 and "ollama:all-minilm (384)" in listed.output
+    [row] = json.loads(_run(db, "vectorizers", "list", "--json").stdout)
+    assert row["name"] == "notes_embedding" and row["config"]["chunking"]["implementation"] == "none"
+
+    shown = _run(db, "vectorizers", "show", "notes_embedding")
+    definition = json.loads(shown.stdout)
+    assert definition["source"] == '"public"."notes"' and definition["view_name"] == "notes_embedding"
+
+    alembic = _run(db, "vectorizers", "show", "notes_embedding", "--alembic")
+    assert alembic.stdout.startswith("op.create_vectorizer(\n    '\"public\".\"notes\"',")
+
+    dropped = _run(db, "vectorizers", "drop", "notes_embedding", "--drop-all")
+    assert dropped.exit_code == 0
+    spec = tmp_path / "notes.json"
+    spec.write_text(shown.stdout)
+    created = _run(db, "vectorizers", "create", str(spec), "--json")
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.stdout)["pending_items"] == 2
+    again = _run(db, "vectorizers", "create", str(spec))
+    assert again.exit_code == 2 and "already exists" in again.stderr
+
+    spec.write_text(json.dumps({"source": "notes", "colour": "blue"}))
+    bad = _run(db, "vectorizers", "create", str(spec))
+    assert bad.exit_code == 2 and "unknown argument(s) colour" in bad.stderr
+
+
+def test_status_watch_refreshes_until_interrupted(db):
+    _notes(db, 20)
+    env = {**os.environ, "PGWEAVE_DSN": db}
+    proc = subprocess.Popen([sys.executable, "-m", "pgweave", "status", "--watch", "--json",
+                             "--interval", "0.1"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first[0]["pending_items"] == 20
+        execute_vectorizer(db, "notes_embedding")
+        deadline = time.monotonic() + 60
+        while json.loads(proc.stdout.readline())[0]["pending_items"] != 0:
+            assert time.monotonic() < deadline
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.stdout.close()
+        code = proc.wait(30)
+    assert code == 0   # Ctrl-C is how a watch ends
+
+
+def _blog(db: str) -> None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("""CREATE TABLE blog (id int PRIMARY KEY, lang text, contents text);
+            INSERT INTO blog VALUES
+             (1, 'en', 'Cats are small domesticated carnivores. They purr when content.'),
+             (2, 'en', 'Rust is a systems programming language focused on memory safety.'),
+             (3, 'de', 'Quarterly estimated tax payments are due in April and June.')""")
+        conn.execute("""SELECT ai.create_vectorizer('blog'::regclass, loading => ai.loading_column('contents'),
+            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none())""")
+    execute_vectorizer(db, "blog_embedding")
+
+
+def test_search_prints_ranked_chunks_and_json(db):
+    _blog(db)
+    table = _run(db, "search", "pets that purr", "--vectorizer", "blog_embedding", "-k", "2")
+    assert table.exit_code == 0, table.output
+    assert "id=1" in table.output and "Cats are small" in table.output
+    hits = json.loads(_run(db, "search", "pets that purr", "-v", "blog_embedding", "--json").stdout)
+    assert [h["rank"] for h in hits] == [1, 2, 3] and hits[0]["key"] == {"id": 1}
+    assert "embedding" not in hits[0]["row"] and hits[0]["row"]["lang"] == "en"
+    hybrid = json.loads(_run(db, "search", "memory safety", "-v", "blog_embedding", "--hybrid", "-k", "1",
+                             "--json").stdout)
+    assert hybrid[0]["key"] == {"id": 2} and hybrid[0]["text_rank"] == 1
+    filtered = json.loads(_run(db, "search", "pets", "-v", "blog_embedding", "--filter", '{"lang": "de"}',
+                               "--json").stdout)
+    assert [h["key"] for h in filtered] == [{"id": 3}]
+
+
+def test_search_with_bad_input_exits_2_with_a_hint(db):
+    _blog(db)
+    bad_json = _run(db, "search", "pets", "-v", "blog_embedding", "--filter", "{lang")
+    assert bad_json.exit_code == 2 and "--filter is not JSON" in bad_json.stderr
+    bad_column = _run(db, "search", "pets", "-v", "blog_embedding", "--filter", '{"colour": "red"}')
+    assert bad_column.exit_code == 2 and "colour" in bad_column.stderr and "hint: columns:" in bad_column.stderr
+    missing = _run(db, "search", "pets")
+    assert missing.exit_code == 2 and "--vectorizer" in missing.output
+
+
+def test_ask_answers_with_sources(db):
+    from conftest import TINY_LM
+
+    _blog(db)
+    result = _run(db, "ask", "When are taxes due?", "-v", "blog_embedding", "--model", TINY_LM, "-k", "2",
+                  "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert set(answer) == {"answer", "sources", "prompt"} and answer["sources"][0]["key"] == {"id": 3}
