@@ -1,13 +1,10 @@
-"""Shared by the benchmarks: a throwaway stack, real text, and a table printer."""
+"""Shared by the benchmarks: a throwaway stack, percentiles and a markdown table printer."""
 
 from __future__ import annotations
 
 import contextlib
-import inspect
-import pkgutil
-import statistics
+import sys
 import tempfile
-import textwrap
 from pathlib import Path
 from typing import Iterator
 
@@ -41,42 +38,22 @@ def database(cluster: LocalCluster, name: str, model_url: str) -> str:
     return dsn
 
 
-def passages(count: int, size: int = 450) -> list[str]:
-    """Real English passages (~100 tokens each) from the docstrings of Python's standard library."""
-    out: list[str] = []
-    seen = set()
-    for info in sorted(pkgutil.iter_modules(), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name in ("antigravity", "this", "idlelib", "tkinter", "turtle"):
-            continue
-        try:
-            module = __import__(info.name)
-        except Exception:  # some stdlib modules need optional system libraries
-            continue
-        for _, obj in inspect.getmembers(module):
-            doc = inspect.getdoc(obj) or ""
-            text = " ".join(doc.split())
-            if len(text) < size or text in seen:
-                continue
-            seen.add(text)
-            out.extend(textwrap.wrap(text, size)[:2])
-            if len(out) >= count:
-                return [p for p in out[:count]]
-    return out
-
-
 def percentile(values: list[float], pct: float) -> float:
     """The pct-th percentile (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
 
 
-def table(title: str, header: list[str], rows: list[list]) -> None:
-    """Print a plain comparison table."""
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = "  ".join(str(h).ljust(w) for h, w in zip(header, widths))
-    print(f"\n{title}\n{line}\n{'  '.join('-' * w for w in widths)}")
+def table(title: str, header: list[str], rows: list[list], note: str = "") -> None:
+    """Print a markdown table under a bold title (and a note below it), on stdout."""
+    print(f"\n**{title}**\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
     for row in rows:
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+        print("| " + " | ".join(str(x) for x in row) + " |")
+    if note:
+        print(f"\n{note}")
+    sys.stdout.flush()
 
 
-__all__ = ["stack", "database", "passages", "percentile", "table", "statistics"]
+__all__ = ["stack", "database", "percentile", "table"]

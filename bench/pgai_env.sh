@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .pgai-venv: pgai 0.12.1 from PyPI with what its CLI (`pgai install`) and its
 # vectorizer worker (Ollama embedding, column loading, LangChain chunking) need, and nothing
-# that pulls torch. Used by bench/bench_pgai.py; kept apart from .venv so the two never mix.
+# that pulls torch. Used by bench/bench_vectorizer.py; kept apart from .venv so the two never mix.
 #
 #   bash bench/pgai_env.sh [VENV_DIR]        (default: .pgai-venv beside the Makefile; idempotent)
 #
