@@ -52,8 +52,11 @@ db-dsn:  ## print the project-local cluster's DSN
 serve: setup  ## run the local model server on :11434
 	$(BIN)/pgweave serve
 
-bench: setup  ## run the benchmarks in bench/
-	@for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+bench: setup  ## run the benchmarks in bench/ (about 30 minutes); tables also go to .pgweave/bench.md
+	@mkdir -p .pgweave && : > .pgweave/bench.md
+	@for b in bench/bench_search.py bench/bench_vectorizer.py bench/bench_scale.py; do \
+		echo "## $$b" | tee -a .pgweave/bench.md; \
+		$(BIN)/python $$b | tee -a .pgweave/bench.md; test $${PIPESTATUS[0]} -eq 0 || exit 1; done
 
 clean:  ## stop and delete the local cluster
 	-@$(BIN)/pgweave db destroy
