@@ -234,7 +234,7 @@ def _status_table(statuses: list["VectorizerStatus"]) -> Table:
     return table
 
 
-class _Board:
+class ProgressBoard:
     """Live progress bars, one per vectorizer: done = items processed since the first look,
     total = done + pending now (so writes during the drain grow the total)."""
 
@@ -248,7 +248,7 @@ class _Board:
         self.tasks: dict[str, Any] = {}
         self.first: dict[str, "VectorizerStatus"] = {}
 
-    def __enter__(self) -> "_Board":
+    def __enter__(self) -> "ProgressBoard":
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -302,7 +302,7 @@ def status(
                         _print_json(statuses, indent=None)
                         time.sleep(interval)
                         statuses = fetch()
-                with _Board(console) as board:
+                with ProgressBoard(console) as board:
                     while True:
                         board.show_all(statuses, time.monotonic() - start)
                         time.sleep(interval)
@@ -342,7 +342,7 @@ def wait(
             if json_out:
                 final = client.wait(name, timeout=timeout, poll_interval=interval)
             else:
-                with _Board(console) as board:
+                with ProgressBoard(console) as board:
                     final = client.wait(name, timeout=timeout, poll_interval=interval,
                                         on_progress=board.show)
         except NotInSync as exc:

@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import psycopg
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .cli import ProgressBoard
+from .client import Client
 from .corpus import postgres_docs
 from .install import install
 from .localdb import CRON_DATABASE, default_cluster, free_port
@@ -94,22 +95,13 @@ def _load_corpus(conn: psycopg.Connection, full: bool) -> int:
     return len(pages)
 
 
-def _drain_with_progress(conn: psycopg.Connection) -> float:
-    """Show the background job drain the queue; return the seconds it took."""
-    total = conn.execute("SELECT ai.vectorizer_queue_pending('pg_docs_embedding', exact => true)").fetchone()[0]
+def _drain_with_progress(dsn: str) -> float:
+    """Follow the background job draining the queue (the bar of `pgweave wait`); seconds taken."""
+    console.print("pg_cron starts the background job at the next minute; the bar follows the queue")
     start = time.monotonic()
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("waiting for pg_cron to start the job (next minute)", total=total)
-        while True:
-            pending, chunks = conn.execute("""SELECT pending_items, stored_chunks FROM ai.vectorizer_status
-                                              WHERE name = 'pg_docs_embedding'""").fetchone()
-            if pending < total:
-                progress.update(task, description=f"background processing: {chunks} chunks embedded")
-            progress.update(task, completed=total - pending)
-            if pending == 0:
-                return time.monotonic() - start
-            time.sleep(0.5)
+    with Client.connect(dsn) as client, ProgressBoard(console) as board:
+        client.wait("pg_docs_embedding", on_progress=board.show)
+    return time.monotonic() - start
 
 
 def _show(title: str, rows: list[tuple]) -> None:
@@ -152,7 +144,7 @@ def main() -> None:
     formatting => ai.formatting_python_template('$title: $chunk'))"""
         console.print(f"\n[bold]{sql};[/]")
         conn.execute(sql)
-        seconds = _drain_with_progress(conn)
+        seconds = _drain_with_progress(dsn)
         chunks = conn.execute("SELECT count(*) FROM pg_docs_embedding").fetchone()[0]
         console.print(f"[green]✓[/] {chunks} chunks embedded in the background ({seconds:.0f} s including the wait for pg_cron)")
 
