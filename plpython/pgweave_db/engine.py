@@ -60,9 +60,16 @@ def load_plan(vectorizer_id: int) -> Plan | None:
         return None
     row = rows[0]
     cache = _plan_cache()
-    cache_key = (row["id"], row["config"], row["source_pk"], row["queue_table"], row["target_table"])
+    cache_key = (row["id"], row["config"], row["source_pk"], row["source_schema"], row["source_table"],
+                 row["queue_table"], row["target_table"])
     if cache_key not in cache:
-        cache[cache_key] = _build_plan(row)
+        try:
+            cache[cache_key] = _build_plan(row)
+        except plpy.SPIError as exc:
+            fail(f"vectorizer {row['name']!r} cannot prepare its statements: {_message(exc)}",
+                 sqlstate=getattr(exc, "sqlstate", None) or "55000",
+                 hint="was a column it reads renamed, dropped or retyped? Rename it back (the queued "
+                      "items wait), or drop the vectorizer and create it again")
     return cache[cache_key]
 
 
@@ -256,14 +263,22 @@ def embed_texts(plan: Plan, texts: list[str]) -> tuple[list[list[float]], int]:
 def embed_request(emb: dict, texts: list[str], vectorizer_name: str) -> list[list[float]]:
     """One embedding request with a vectorizer's embedding config; checks the dimensions."""
     dims = int(emb["dimensions"])
-    if emb["implementation"] == "ollama":
-        got = ollama.embed(emb["model"], texts, emb.get("base_url"), emb.get("keep_alive"),
-                           emb.get("options"))
-    elif emb["implementation"] == "openai":
-        got = openai.embed(emb["model"], texts, None, emb.get("api_key_name"),
-                           emb.get("dimensions"), emb.get("user"), emb.get("base_url"))
-    else:
-        fail(f"unknown embedding implementation {emb['implementation']!r}", sqlstate="22023")
+    try:
+        if emb["implementation"] == "ollama":
+            got = ollama.embed(emb["model"], texts, emb.get("base_url"), emb.get("keep_alive"),
+                               emb.get("options"))
+        elif emb["implementation"] == "openai":
+            got = openai.embed(emb["model"], texts, None, emb.get("api_key_name"),
+                               emb.get("dimensions"), emb.get("user"), emb.get("base_url"))
+        else:
+            fail(f"unknown embedding implementation {emb['implementation']!r}", sqlstate="22023")
+    except plpy.Error as exc:
+        if emb.get("base_url") and getattr(exc, "sqlstate", None) in ("08000", "08001"):
+            fail(_message(exc), sqlstate=exc.sqlstate,  # the usual hint names a setting that does not apply
+                 hint=f"the vectorizer {vectorizer_name!r} pins base_url => {emb['base_url']!r} in its "
+                      "embedding config, so the host settings do not apply: start a model server there, "
+                      "or create the vectorizer again without base_url")
+        raise
     for v in got:
         if len(v) != dims:
             fail(f"model {emb['model']!r} returned {len(v)} dimensions, the vectorizer "
@@ -275,20 +290,26 @@ def embed_request(emb: dict, texts: list[str], vectorizer_name: str) -> list[lis
 def record_failure(plan: Plan, ids: list[int], exc: BaseException) -> None:
     """Back the items off, park the exhausted ones, and record the error (redacted)."""
     message = secrets.redact(_message(exc))
-    details = {"items": len(ids), "sqlstate": getattr(exc, "sqlstate", None),
-               "hint": secrets.redact(getattr(exc, "hint", None) or "") or None,
-               "error_type": type(exc).__name__}
     st = plan.statements
     base = float(plan.processing.get("retry_base_seconds", 2))
     if ids:
         plpy.execute(st["back_off"], [ids, message, base])
         plpy.execute(st["park"], [ids, int(plan.processing.get("max_attempts", 6))])
+    _record_error(plan.id, exc, len(ids))
+
+
+def _record_error(vectorizer_id: int, exc: BaseException, items: int) -> None:
+    """One row in ai.vectorizer_errors and the vectorizer's last error (redacted)."""
+    message = secrets.redact(_message(exc))
+    details = {"items": items, "sqlstate": getattr(exc, "sqlstate", None),
+               "hint": secrets.redact(getattr(exc, "hint", None) or "") or None,
+               "error_type": type(exc).__name__}
     plpy.execute(plpy.prepare(
         "INSERT INTO ai._vectorizer_errors (vectorizer_id, message, details) VALUES ($1, $2, $3::jsonb)",
-        ["int", "text", "text"]), [plan.id, message, json.dumps(details)])
+        ["int", "text", "text"]), [vectorizer_id, message, json.dumps(details)])
     plpy.execute(plpy.prepare(
         "UPDATE ai._vectorizer_progress SET last_error_at = now(), last_error = $2 WHERE vectorizer_id = $1",
-        ["int", "text"]), [plan.id, message])
+        ["int", "text"]), [vectorizer_id, message])
 
 
 def _message(exc: BaseException) -> str:
@@ -313,7 +334,7 @@ def execute(vectorizer_id: int, max_batches: int | None = None) -> int:
     total = batches = 0
     failed: list[int] = []  # tried once in this call already: left for a later call
     while max_batches is None or batches < max_batches:
-        plan = load_plan(vectorizer_id)
+        plan = _plan_or_record(vectorizer_id)
         if plan is None:
             return total
         claimed: list[int] = []
@@ -337,6 +358,19 @@ def execute(vectorizer_id: int, max_batches: int | None = None) -> int:
             _commit()
             break
     return total
+
+
+def _plan_or_record(vectorizer_id: int) -> Plan | None:
+    """load_plan, but a plan that cannot be built (the source column was renamed, say) is
+    recorded in ai.vectorizer_errors before the error is raised, so status shows why the
+    queue does not move; the items stay queued."""
+    try:
+        return load_plan(vectorizer_id)
+    except Exception as exc:
+        plpy.rollback()
+        _record_error(vectorizer_id, exc, items=0)
+        _commit()
+        raise
 
 
 def _isolate(plan: Plan, ids: list[int]) -> int:

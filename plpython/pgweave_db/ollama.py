@@ -13,8 +13,9 @@ def _unreachable_hint(host: str) -> str:
     port = host.rsplit(":", 1)[-1]
     port = port if port.isdigit() else "11434"
     return (f"start a model server there (`pgweave serve --port {port}` or Ollama), "
-            "or point the setting ai.ollama_host (or the host argument) at a running one, "
-            "e.g. SET ai.ollama_host = 'http://localhost:11434'")
+            "or point the setting ai.ollama_host (or the host argument) at a running one: "
+            "SET ai.ollama_host = 'http://localhost:11434' for this session, ALTER DATABASE ... "
+            "SET ai.ollama_host = '...' for every session, the background job's included")
 
 
 def _call(host: str, method: str, path: str, payload: dict | None = None) -> Any:

@@ -397,7 +397,7 @@ def retry(
     dsn: DsnOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Move failed (parked) items back to the queue for another set of attempts (ai.retry_failed)."""
+    """Move failed (parked) items back to the queue and make backed-off items due now (ai.retry_failed)."""
     with _client(dsn) as client:
         moved = {n: client.retry_failed(n) for n in names}
     if json_out:

@@ -527,7 +527,8 @@ class Client:
         return self._run(_S.errors(name, limit))
 
     def retry_failed(self, name: str) -> int:
-        """``ai.retry_failed``: parked items back to the queue; how many moved."""
+        """``ai.retry_failed``: parked items back to the queue, backed-off ones due now; how many
+        parked items moved."""
         return self._run(_S.call("retry_failed", name))
 
     def queue_pending(self, name: str, exact: bool = False) -> int:

@@ -89,7 +89,8 @@ CREATE OR REPLACE FUNCTION ai.drop_vectorizer(name text, drop_all boolean DEFAUL
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ai.drop_vectorizer(ai._vectorizer_id(name), drop_all) $$;
 
--- Move parked items back to the queue for another set of attempts; returns how many.
+-- After fixing the cause of failures: move parked items back to the queue for another set of
+-- attempts, and make the items still backing off due now. Returns how many parked items moved.
 CREATE OR REPLACE FUNCTION ai.retry_failed(vectorizer_id int) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -102,6 +103,8 @@ BEGIN
                    ai._qualified(v.queue_schema, v.queue_table), ai._pk_list(v.source_pk),
                    ai._pk_list(v.source_pk));
     GET DIAGNOSTICS moved = ROW_COUNT;
+    EXECUTE format('UPDATE %s SET _retry_after = NULL WHERE _retry_after > now()',
+                   ai._qualified(v.queue_schema, v.queue_table));
     PERFORM pg_notify('ai_vectorizer', v.id::text);
     RETURN moved;
 END
@@ -157,6 +160,39 @@ BEGIN
     END IF;
 END
 $$;
+
+-- When a source table is renamed or moved to another schema, follow it: the catalog names the
+-- source, and the engine, status and drop trigger find it by that name. The table is found by
+-- its row trigger (named after the vectorizer), which moves with it. The view and the triggers
+-- refer to the table by oid and need nothing. (Named to fire before pgweave_on_alter_table:
+-- event triggers of one event fire in name order.) A renamed *column* is not followed: the
+-- engine records the error (ai.vectorizer_errors) and keeps the items until it is renamed back.
+CREATE OR REPLACE FUNCTION ai._follow_source() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT v.id, v.name, v.source_schema, v.source_table, n.nspname, c.relname
+        FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_trigger t ON d.classid = 'pg_class'::regclass AND t.tgrelid = d.objid
+        JOIN ai.vectorizer v ON t.tgname = '_vectorizer_src_trg_' || v.id
+        JOIN pg_class c ON c.oid = t.tgrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE (v.source_schema, v.source_table) IS DISTINCT FROM (n.nspname, c.relname)
+    LOOP
+        RAISE NOTICE 'vectorizer "%" follows its source: %.% is now %.%',
+            r.name, r.source_schema, r.source_table, r.nspname, r.relname;
+        UPDATE ai.vectorizer SET source_schema = r.nspname, source_table = r.relname WHERE id = r.id;
+    END LOOP;
+END
+$$;
+
+DROP EVENT TRIGGER IF EXISTS pgweave_follow_source;
+CREATE EVENT TRIGGER pgweave_follow_source ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION ai._follow_source();
 
 -- When a source table is dropped (DROP TABLE ... CASCADE takes the view with it), remove
 -- what is left of its vectorizers so that none stays behind half-broken.

@@ -135,6 +135,10 @@ def test_dimension_mismatch_keeps_items_and_says_why(db):
         assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 1
 
 
+def _last_error(conn) -> tuple[str, dict]:
+    return conn.execute("SELECT message, details FROM ai.vectorizer_errors ORDER BY id DESC LIMIT 1").fetchone()
+
+
 def test_renamed_or_retyped_source_column(db):
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("CREATE TABLE d (id int PRIMARY KEY, body varchar(50)); INSERT INTO d VALUES (1, 'typed text')")
@@ -147,7 +151,59 @@ def test_renamed_or_retyped_source_column(db):
         assert conn.execute("SELECT chunk FROM d_embedding").fetchone()[0] == "typed text"
         conn.execute("ALTER TABLE d RENAME COLUMN body TO content")  # a rename is reported, nothing lost
         conn.execute("INSERT INTO d VALUES (2, 'after rename')")
-        conn.execute("CALL ai.execute_vectorizer('d_embedding')")
-        message = conn.execute("SELECT message FROM ai.vectorizer_errors ORDER BY id DESC").fetchone()[0]
+        conn.execute("CALL ai.execute_vectorizer('d_embedding')")  # this session's statements are prepared
+        message, _ = _last_error(conn)
         assert "body" in message
+        assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 1
+    # A new session (every pg_cron run and worker) cannot even prepare them: the error says what
+    # to do, and it is recorded where status looks, not only in pg_cron's run log.
+    with psycopg.connect(db, autocommit=True) as conn:
+        errors_before = conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0]
+        with pytest.raises(psycopg.errors.UndefinedColumn) as info:
+            conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+        assert "cannot prepare its statements" in info.value.diag.message_primary
+        assert "Rename it back" in info.value.diag.message_hint
+        assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == errors_before + 1
+        message, details = _last_error(conn)
+        assert "cannot prepare its statements" in message and "plpy" not in message
+        assert "Rename it back" in details["hint"]
+        assert conn.execute("SELECT last_error FROM ai.vectorizer_status").fetchone()[0] == message
+        conn.execute("ALTER TABLE d RENAME COLUMN content TO body")  # renamed back: the items waited
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert conn.execute("SELECT ai.retry_failed('d_embedding')").fetchone()[0] == 0  # none parked: due now
+        conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+        assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 0
+        assert conn.execute("SELECT chunk FROM d_embedding WHERE id = 2").fetchone()[0] == "after rename"
+
+
+def test_renamed_and_moved_source_table_is_followed(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE before_name (id int PRIMARY KEY, body text); INSERT INTO before_name VALUES (1, 'one')")
+        conn.execute("""SELECT ai.create_vectorizer('before_name'::regclass, name => 'followed',
+            loading => ai.loading_column('body'), embedding => ai.embedding_ollama('all-minilm', 384),
+            scheduling => ai.scheduling_none())""")
+        conn.execute("ALTER TABLE before_name RENAME TO \"After Name\"")
+        conn.execute("CREATE SCHEMA elsewhere; ALTER TABLE \"After Name\" SET SCHEMA elsewhere")
+        assert conn.execute("SELECT source_schema, source_table FROM ai.vectorizer WHERE name = 'followed'"
+                            ).fetchone() == ("elsewhere", "After Name")
+        conn.execute("INSERT INTO elsewhere.\"After Name\" VALUES (2, 'two')")
+    with psycopg.connect(db, autocommit=True) as conn:  # a new session prepares from the catalog
+        conn.execute("CALL ai.execute_vectorizer('followed')")
+        assert conn.execute("SELECT id, chunk FROM before_name_embedding ORDER BY id").fetchall() == [(1, "one"), (2, "two")]
+        assert conn.execute("SELECT source_table FROM ai.vectorizer_status WHERE name = 'followed'"
+                            ).fetchone()[0] == 'elsewhere."After Name"'
+        conn.execute("DROP TABLE elsewhere.\"After Name\" CASCADE")  # the drop trigger finds it by its new name
+        assert conn.execute("SELECT count(*) FROM ai.vectorizer WHERE name = 'followed'").fetchone()[0] == 0
+
+
+def test_unreachable_pinned_base_url_names_the_config_not_the_setting(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE p (id int PRIMARY KEY, body text); INSERT INTO p VALUES (1, 'x')")
+        conn.execute("""SELECT ai.create_vectorizer('p'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384, base_url => 'http://127.0.0.1:9'),
+            scheduling => ai.scheduling_none())""")
+        conn.execute("CALL ai.execute_vectorizer('p_embedding')")
+        message, details = _last_error(conn)
+        assert "cannot reach the model server at http://127.0.0.1:9" in message
+        assert "pins base_url" in details["hint"] and "ai.ollama_host" not in details["hint"]
         assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 1
