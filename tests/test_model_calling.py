@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from conftest import role_dsn, vec
+from conftest import role_dsn, served_inputs, vec
 
 
 def _one(dsn: str, sql: str, params=None):
@@ -67,6 +67,46 @@ def test_query_text_is_embedded_once_per_query_not_per_row(db, model_server_url)
         after = embedded()
     assert len(rows) == 3 and all(r[0] % 4 == 0 for r in rows)  # 'cats purr' rows rank first
     assert after - before == 1
+
+
+def test_statements_planned_for_parallel_workers_call_the_model_in_one_backend(db, model_server_url):
+    """Every PL/Python function is PARALLEL UNSAFE: in parallel mode (a worker, or the leader of
+    a parallel plan) plpy.execute cannot open its subtransaction, and the backend can crash.
+    Under settings that force parallel plans, statements that call models still work."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        unsafe = conn.execute("""SELECT p.oid::regprocedure::text FROM pg_proc p
+                                 JOIN pg_language l ON l.oid = p.prolang
+                                 WHERE p.pronamespace = 'ai'::regnamespace AND l.lanname = 'plpython3u'
+                                   AND p.proparallel <> 'u'""").fetchall()
+        assert unsafe == []
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, embedding vector(384))")
+        conn.execute("""INSERT INTO docs SELECT i, e.embedding FROM ai.ollama_embed('all-minilm',
+                        ARRAY['cats purr', 'dogs bark', 'stocks fall', 'rain falls']) e,
+                        generate_series(1, 4000) i WHERE e.index = i % 4""")
+        conn.execute("ANALYZE docs")
+        conn.execute("""SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+                        SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+                        SET force_parallel_mode = on""")
+        # The same scan without a model call is planned for workers: the settings bite.
+        plan = [r[0] for r in conn.execute("EXPLAIN SELECT count(*) FROM docs WHERE id % 7 = 0")]
+        assert any("Parallel Seq Scan" in line for line in plan), plan
+
+        before = served_inputs(model_server_url)
+        nearest = conn.execute("""SELECT count(*) FROM docs
+                                  WHERE embedding <=> ai.ollama_embed('all-minilm', 'kittens') < 0.5""").fetchone()[0]
+        assert nearest == 1000  # the 'cats purr' rows
+        assert served_inputs(model_server_url) - before == 1
+        assert conn.execute("""SELECT count(*) FROM docs
+                               WHERE embedding <=> ai.openai_embed('all-minilm', 'kittens') < 0.5""").fetchone()[0] == 1000
+        assert served_inputs(model_server_url) - before == 2
+        # One call per row when the text comes from the row (here three rows).
+        per_row = conn.execute("""SELECT count(*) FROM docs
+                                  WHERE id <= 3 AND embedding <=> ai.ollama_embed('all-minilm', id::text) < 2""").fetchone()[0]
+        assert per_row == 3
+        assert served_inputs(model_server_url) - before == 5
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # no backend crashed: that would end this one too
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x'))").fetchone()[0] == 384
 
 
 def test_ollama_embed_options_and_keep_alive_are_passed(db):

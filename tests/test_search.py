@@ -213,15 +213,33 @@ def test_odd_names_and_columns_named_like_the_search_query(db):
 
 
 def test_wrong_arguments_say_what_to_write(db):
+    """Errors name the problem and the fix, in the words of the message alone (no Python class)."""
     _articles(db)
     with psycopg.connect(db) as conn:
         with pytest.raises(psycopg.errors.WrongObjectType) as info:
             conn.execute("SELECT * FROM ai.semantic_search('articles_embedding'::text, 'q')")
+        assert info.value.diag.message_primary == "text is not the view of a vectorizer"
         assert "NULL::public.articles_embedding" in info.value.diag.message_hint
     with psycopg.connect(db) as conn:
         with pytest.raises(psycopg.errors.UndefinedColumn) as info:
             conn.execute("""SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'q', filter => '{"colour": 1}')""")
+        assert info.value.diag.message_primary == \
+            'filter names column "colour", which public.articles_embedding does not have'
         assert "category" in info.value.diag.message_hint
+    for sql, error, message in (
+            ("""SELECT * FROM ai.hybrid_search(NULL::articles_embedding, 'q', filter => '[1]')""",
+             psycopg.errors.InvalidParameterValue, "filter must be a JSON object, got list"),
+            ("""SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'q', filter => '{"embedding": 1}')""",
+             psycopg.errors.InvalidParameterValue, 'filter compares scalar columns with values; cannot compare '
+                                                   'column "embedding" ('),
+            ("SELECT ai.vectorizer_embed(42, 'q')", psycopg.errors.UndefinedObject, "vectorizer 42 does not exist"),
+            ("SELECT ai.vectorizer_embed('nope', 'q')", psycopg.errors.UndefinedObject,
+             'vectorizer "nope" does not exist')):
+        with psycopg.connect(db) as conn:
+            with pytest.raises(error) as info:
+                conn.execute(sql)
+            assert info.value.diag.message_primary.startswith(message)  # the whole message, or its start
+            assert info.value.diag.message_hint
     with psycopg.connect(db) as conn:
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="k must be"):
             conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'q', k => 0)")
@@ -428,8 +446,51 @@ def test_row_level_security_hides_rows_from_every_search_function(db, roles):
                                        (TAX_QUESTION,)).fetchone()
         assert "Quarterly" not in prompt and "mortgage" not in prompt
         assert {s["key"]["id"] for s in sources} & HIDDEN == set()
-        # The reader sees exactly what a plain SELECT on the view shows it.
+        # The reader sees exactly what a plain SELECT on the view shows it, and the store, which
+        # grant_to let it read, is no way around the source's row-level security.
         assert conn.execute("SELECT count(*) FROM articles_embedding").fetchone()[0] == 9
+        assert set(_ids(conn, "SELECT id FROM articles_embedding_store")) == set(range(1, 12)) - HIDDEN
+        assert conn.execute("SELECT count(*) FROM articles_embedding_store WHERE chunk LIKE '%%mortgage%%'"
+                            ).fetchone()[0] == 0
+
+
+def test_the_store_follows_the_sources_row_level_security(db, roles):
+    """The roles fixture turned row-level security on after the vectorizer was made: the store's
+    followed. The engine still sees and writes every chunk; a role that may write the store sees
+    all of it; and when the source's row-level security goes, so does the store's."""
+    def store_rls(conn) -> bool:
+        return conn.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'articles_embedding_store'::regclass"
+                            ).fetchone()[0]
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert store_rls(conn) is True
+        conn.execute("UPDATE articles SET body = 'Tax payments for the self-employed are due quarterly.' WHERE id = 5")
+        conn.execute("""INSERT INTO articles (id, title, category, body, owner)
+                        VALUES (12, 'Pensions', 'money', 'Pensions pay out after retirement.', 'someone_else')""")
+        conn.execute("DELETE FROM authors WHERE article_id = 10; DELETE FROM articles WHERE id = 10")
+    execute_vectorizer(db, "articles_embedding")
+    with psycopg.connect(db, autocommit=True) as conn:  # the owner (here the engine's role) sees all
+        rows = dict(conn.execute("SELECT id, chunk FROM articles_embedding_store").fetchall())
+        assert set(rows) == set(range(1, 13)) - {10}
+        assert rows[5] == "Tax payments for the self-employed are due quarterly."
+        conn.execute("DROP ROLE IF EXISTS store_writer; CREATE ROLE store_writer LOGIN")
+        conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON articles_embedding_store TO store_writer")
+        conn.execute("GRANT SELECT (id) ON articles TO store_writer")  # the policies refer to the key
+    try:
+        with psycopg.connect(role_dsn(db, "store_writer")) as conn:
+            assert conn.execute("SELECT count(*) FROM articles_embedding_store").fetchone()[0] == 11
+        with psycopg.connect(role_dsn(db, "search_reader")) as conn:
+            assert set(_ids(conn, "SELECT id FROM articles_embedding_store")) == set(range(1, 12)) - {5, 10}
+            assert _ids(conn, "SELECT (hit).id FROM ai.semantic_search(NULL::articles_embedding, 'pensions', k => 20)"
+                        " WHERE (hit).id IN (5, 12)") == []
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("ALTER TABLE articles DISABLE ROW LEVEL SECURITY")
+            assert store_rls(conn) is False
+        with psycopg.connect(role_dsn(db, "search_reader")) as conn:
+            assert conn.execute("SELECT count(*) FROM articles_embedding_store").fetchone()[0] == 11
+    finally:
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY store_writer; DROP ROLE store_writer")
 
 
 def test_a_role_without_select_gets_no_content(db, roles):
@@ -442,6 +503,25 @@ def test_a_role_without_select_gets_no_content(db, roles):
                 conn.execute(sql, (TAX_QUESTION,))
             assert "Quarterly" not in str(info.value)
             conn.rollback()
+
+
+def test_any_role_may_turn_the_query_cache_off_for_its_session(db, roles, model_server_url):
+    question = "Which pet purrs when it is happy?"
+    with psycopg.connect(role_dsn(db, "search_reader")) as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0] is False
+        conn.execute("SET ai.query_cache_size = 0")
+        before = served_inputs(model_server_url)
+        for _ in range(2):
+            assert _ids(conn, "SELECT (hit).id FROM ai.semantic_search(NULL::articles_embedding, %s, k => 1)",
+                        (question,)) == [1]
+        assert served_inputs(model_server_url) - before == 2  # no cache: a model call each time
+        conn.execute("SET ai.query_cache_size = 5")
+        for _ in range(2):
+            conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, %s, k => 1)", (question,))
+        assert served_inputs(model_server_url) - before == 3
+        conn.execute("RESET ai.query_cache_size")
+        conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, %s, k => 1)", (question,))
+        assert served_inputs(model_server_url) - before == 3
 
 
 def test_no_role_reads_or_learns_another_roles_queries(db, roles, model_server_url):
@@ -506,9 +586,12 @@ def test_rag_errors_name_the_problem(db):
             conn.execute("""SELECT * FROM ai.rag(NULL::articles_embedding, 'Which pet purrs?', 'tiny-lm',
                             base_url => 'http://127.0.0.1:9')""")
     with psycopg.connect(db) as conn:
-        with pytest.raises(psycopg.Error, match="no-such-model"):
+        with pytest.raises(psycopg.Error, match="no-such-model") as info:
             conn.execute("SELECT * FROM ai.rag(NULL::articles_embedding, 'Which pet purrs?', 'no-such-model')")
+        assert not info.value.diag.message_primary.startswith(("plpy", "spiexceptions"))
     with psycopg.connect(db) as conn:
-        with pytest.raises(psycopg.errors.InvalidParameterValue, match="implementation"):
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as info:
             conn.execute("""SELECT * FROM ai.rag(NULL::articles_embedding, 'Which pet purrs?', 'tiny-lm',
                             implementation => 'carrier-pigeon')""")
+        assert info.value.diag.message_primary == "unknown chat implementation 'carrier-pigeon'"
+        assert "'ollama' or 'openai'" in info.value.diag.message_hint

@@ -9,8 +9,10 @@ version installed in it. Modules, in the order a row travels:
 - ``ollama``, ``openai``: model providers;
 - ``chunking``, ``formatting``: what a row becomes before it is embedded;
 - ``engine``: claim, load, chunk, format, embed, store: the vectorizer batch;
+- ``search``: a search query's embedding (cached), the search statement, RAG's prompt and answer;
 - ``secrets``: API keys, and redaction;
 - ``vectors``: conversion between Python lists and pgvector's text form.
+- ``errors``: PostgreSQL errors with SQLSTATE, hint and detail.
 """
 
 CODE_PACKAGE = "pgweave_db"

@@ -6,6 +6,16 @@
 -- query text once, not once per row (a STABLE function is re-evaluated per row in a
 -- sequential scan). The cost: a model swapped under the same name is not noticed by
 -- cached plans. Never use these functions in an index expression.
+--
+-- Parallel safety: every function here (and every other plpython3u function of pgweave) is
+-- PARALLEL UNSAFE, so a statement that calls one never runs in parallel mode. PL/Python's
+-- plpy.execute opens a subtransaction, which PostgreSQL 15 refuses in parallel mode, in a
+-- worker and in the leader alike ("cannot start subtransactions during a parallel
+-- operation"), and the interpreter of that backend can be left broken by it, up to a crash
+-- of the server process. PARALLEL RESTRICTED is not enough: the leader runs the whole
+-- statement in parallel mode too (a Gather, or force_parallel_mode). The cost: a statement
+-- that mentions these functions gets no parallel plan, even where the call is folded to a
+-- constant (tests/test_model_calling.py shows such a statement under forced parallelism).
 
 -- Embed one text with Ollama's /api/embed; NULL in, NULL out.
 CREATE OR REPLACE FUNCTION ai.ollama_embed(
@@ -15,7 +25,7 @@ CREATE OR REPLACE FUNCTION ai.ollama_embed(
     keep_alive text DEFAULT NULL,
     embedding_options jsonb DEFAULT NULL
 ) RETURNS vector
-LANGUAGE plpython3u IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]
@@ -33,7 +43,7 @@ CREATE OR REPLACE FUNCTION ai.ollama_embed(
     keep_alive text DEFAULT NULL,
     embedding_options jsonb DEFAULT NULL
 ) RETURNS TABLE ("index" int, embedding vector)
-LANGUAGE plpython3u IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]
@@ -45,7 +55,7 @@ $python$;
 CREATE OR REPLACE FUNCTION ai.ollama_list_models(host text DEFAULT NULL)
 RETURNS TABLE (name text, model text, size bigint, digest text, family text,
                format text, parameter_size text, quantization_level text, modified_at timestamptz)
-LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]
@@ -60,7 +70,7 @@ CREATE OR REPLACE FUNCTION ai.ollama_ps(host text DEFAULT NULL)
 RETURNS TABLE (name text, model text, size bigint, digest text, parent_model text, format text,
                family text, parameter_size text, quantization_level text,
                expires_at timestamptz, size_vram bigint)
-LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]
@@ -84,7 +94,7 @@ CREATE OR REPLACE FUNCTION ai.ollama_generate(
     context int[] DEFAULT NULL,
     format jsonb DEFAULT NULL               -- '"json"' or a JSON schema
 ) RETURNS jsonb
-LANGUAGE plpython3u VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]
@@ -104,7 +114,7 @@ CREATE OR REPLACE FUNCTION ai.ollama_chat_complete(
     tools jsonb DEFAULT NULL,
     response_format jsonb DEFAULT NULL      -- '"json"' or a JSON schema (Ollama's "format")
 ) RETURNS jsonb
-LANGUAGE plpython3u VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]

@@ -2,7 +2,8 @@
 -- Ollama's /v1, OpenAI). base_url: argument, then ai.openai_base_url, then OpenAI's API.
 -- Keys: api_key, else the secret named api_key_name (default OPENAI_API_KEY) from the session
 -- setting ai.<name>, the secret store (ai.grant_secret) or the server's environment.
--- Embedding functions are IMMUTABLE for the reason given in 10_ollama.sql.
+-- Embedding functions are IMMUTABLE, and every function here PARALLEL UNSAFE, for the
+-- reasons given in 10_ollama.sql.
 
 -- Embed one text with /embeddings; NULL in, NULL out.
 CREATE OR REPLACE FUNCTION ai.openai_embed(
@@ -14,7 +15,7 @@ CREATE OR REPLACE FUNCTION ai.openai_embed(
     openai_user text DEFAULT NULL,
     base_url text DEFAULT NULL
 ) RETURNS vector
-LANGUAGE plpython3u IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]
@@ -34,7 +35,7 @@ CREATE OR REPLACE FUNCTION ai.openai_embed(
     openai_user text DEFAULT NULL,
     base_url text DEFAULT NULL
 ) RETURNS TABLE ("index" int, embedding vector)
-LANGUAGE plpython3u IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]
@@ -65,7 +66,7 @@ CREATE OR REPLACE FUNCTION ai.openai_chat_complete(
     openai_user text DEFAULT NULL,
     base_url text DEFAULT NULL
 ) RETURNS jsonb
-LANGUAGE plpython3u VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]
@@ -84,7 +85,7 @@ CREATE OR REPLACE FUNCTION ai.openai_list_models(
     api_key_name text DEFAULT NULL,
     base_url text DEFAULT NULL
 ) RETURNS TABLE (id text, created timestamptz, owned_by text)
-LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
 pw = GD["pgweave"]

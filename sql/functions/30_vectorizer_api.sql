@@ -88,6 +88,77 @@ AS $$
     FROM regexp_matches(template, '\$(?:\{([_A-Za-z][_A-Za-z0-9]*)\}|([_A-Za-z][_A-Za-z0-9]*))', 'g') m
 $$;
 
+-- Row-level security of a vectorizer's store, so that the store is no way around the source's.
+-- The view is security_invoker, so its readers need SELECT on the store itself (grant_to gives
+-- it), and the store holds the text of every source row. Two policies, always present:
+--   pgweave_writers: a role that may write the store (INSERT, UPDATE or DELETE; the engine's
+--     role) sees and changes all of it, so chunks of rows it cannot see are still replaced
+--     and deleted;
+--   pgweave_source_rows: any other role sees the chunks of the source rows it can see. The
+--     EXISTS runs with the caller's rights, so the source's own policies decide. (OFFSET 0:
+--     one index probe per chunk read, not a hash of the whole source per query.)
+-- They are in force while the source has row-level security enabled: the store's is switched
+-- on and off with the source's, here (create_vectorizer, every install) and by the event
+-- trigger below on every ALTER TABLE of a source. The store's owner, superusers and BYPASSRLS
+-- roles are never subject to them. For a role subject to them, reading the store needs SELECT
+-- on the source's key columns, and a full-text match on the store cannot use its GIN index
+-- (@@ is not leakproof, so it may not run before the policies): hybrid search then reads the
+-- whole store. Vector search keeps its index (the policy filters the index scan).
+CREATE OR REPLACE FUNCTION ai._protect_store(vectorizer_id int) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+    store regclass := to_regclass(ai._qualified(v.target_schema, v.target_table));
+    source regclass := to_regclass(ai._qualified(v.source_schema, v.source_table));
+    source_rls boolean;
+BEGIN
+    IF store IS NULL OR source IS NULL THEN
+        RETURN;   -- a half-dropped vectorizer: nothing to protect
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = store AND p.polname = 'pgweave_writers') THEN
+        EXECUTE format($p$CREATE POLICY pgweave_writers ON %s FOR ALL
+            USING ((SELECT pg_catalog.has_table_privilege(%s::pg_catalog.oid, 'INSERT, UPDATE, DELETE')))
+            WITH CHECK (true)$p$, store, store::oid);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = store AND p.polname = 'pgweave_source_rows') THEN
+        -- The store is referred to by its bare name: that is how a policy names its own table.
+        EXECUTE format($p$CREATE POLICY pgweave_source_rows ON %s FOR SELECT
+            USING (EXISTS (SELECT 1 FROM %s pgweave_source WHERE %s OFFSET 0))$p$,
+            store, source, ai._pk_join(v.source_pk, 'pgweave_source', quote_ident(v.target_table)));
+    END IF;
+    SELECT c.relrowsecurity INTO source_rls FROM pg_class c WHERE c.oid = source;
+    IF source_rls IS DISTINCT FROM (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = store) THEN
+        EXECUTE format('ALTER TABLE %s %s ROW LEVEL SECURITY', store,
+                       CASE WHEN source_rls THEN 'ENABLE' ELSE 'DISABLE' END);
+    END IF;
+END
+$$;
+
+-- Keep each store's row-level security switched like its source's (see ai._protect_store).
+-- SECURITY DEFINER: whoever may alter the source switches the store too, owner or not.
+CREATE OR REPLACE FUNCTION ai._on_alter_table() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vid int;
+BEGIN
+    FOR vid IN
+        SELECT DISTINCT v.id FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN ai.vectorizer v ON v.source_schema = n.nspname AND v.source_table = c.relname
+    LOOP
+        PERFORM ai._protect_store(vid);
+    END LOOP;
+END
+$$;
+
+DROP EVENT TRIGGER IF EXISTS pgweave_on_alter_table;
+CREATE EVENT TRIGGER pgweave_on_alter_table ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION ai._on_alter_table();
+
 -- Declare a vectorizer on a table: from now on its rows' chunks and embeddings follow every
 -- insert, update, delete and truncate. Returns the vectorizer id.
 CREATE OR REPLACE FUNCTION ai.create_vectorizer(
@@ -368,6 +439,10 @@ BEGIN
             queue_schema, queue_table, '_vectorizer_q_failed_' || vid, '_vectorizer_src_trg_' || vid, config);
     INSERT INTO ai._vectorizer_progress (vectorizer_id) VALUES (vid);
 
+    -- grant_to: SELECT on the view, and on the store, which the view (security_invoker) reads
+    -- with the reader's rights. No right on the source: a reader needs its own SELECT there,
+    -- and the source's row-level security then holds for the store too (ai._protect_store).
+    PERFORM ai._protect_store(vid);
     IF grant_to IS NOT NULL THEN
         FOREACH r IN ARRAY grant_to LOOP
             EXECUTE format('GRANT SELECT ON %s, %s TO %I', qual_store, qual_view, r);
@@ -387,3 +462,14 @@ BEGIN
     RETURN vid;
 END
 $func$;
+
+-- Stores made before their policies existed get them on install (a no-op once they have them).
+DO $$
+DECLARE
+    vid int;
+BEGIN
+    FOR vid IN SELECT v.id FROM ai.vectorizer v ORDER BY v.id LOOP
+        PERFORM ai._protect_store(vid);
+    END LOOP;
+END
+$$;

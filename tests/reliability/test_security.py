@@ -71,10 +71,38 @@ def test_reading_through_a_vectorizer_needs_rights_on_the_source_and_obeys_rls(d
         conn.execute("CREATE POLICY own_rows ON docs FOR SELECT USING (owner_name = current_user)")
     with psycopg.connect(role_dsn(db, "granted")) as conn:
         chunks = [r[0] for r in conn.execute("SELECT chunk FROM docs_embedding")]
-    assert chunks == ["visible to granted"]
+        # grant_to gave SELECT on the store too (the view reads it with the caller's rights):
+        # the store holds the hidden row's text, and shows it no more than the source does.
+        stored = [r[0] for r in conn.execute("SELECT chunk FROM docs_embedding_store")]
+    assert chunks == ["visible to granted"] and stored == ["visible to granted"]
     with psycopg.connect(role_dsn(db, "stranger")) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT count(*) FROM docs_embedding")
+
+
+def test_a_store_made_on_a_table_with_row_level_security_has_it_from_the_start(db, roles):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, owner_name text, body text)")
+        conn.execute("ALTER TABLE docs ENABLE ROW LEVEL SECURITY")
+        conn.execute("CREATE POLICY own_rows ON docs FOR SELECT USING (owner_name = current_user)")
+        conn.execute("GRANT SELECT ON docs TO granted")
+        conn.execute("INSERT INTO docs VALUES (1, 'granted', 'visible to granted'), (2, 'other', 'hidden row text')")
+        conn.execute("""SELECT ai.create_vectorizer('docs'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
+            grant_to => ARRAY['granted'])""")
+        conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
+        assert conn.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'docs_embedding_store'::regclass"
+                            ).fetchone()[0] is True
+        assert conn.execute("SELECT count(*) FROM docs_embedding_store").fetchone()[0] == 2
+    with psycopg.connect(role_dsn(db, "granted")) as conn:
+        assert [r[0] for r in conn.execute("SELECT chunk FROM docs_embedding_store")] == ["visible to granted"]
+        hits = conn.execute("SELECT (hit).chunk FROM ai.semantic_search(NULL::docs_embedding, 'hidden row')").fetchall()
+        assert hits == [("visible to granted",)]
+    with psycopg.connect(db, autocommit=True) as conn:  # without rights on the source, no chunk at all
+        conn.execute("REVOKE SELECT ON docs FROM granted")
+    with psycopg.connect(role_dsn(db, "granted")) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="docs"):
+            conn.execute("SELECT chunk FROM docs_embedding_store")
 
 
 def test_a_refused_key_never_appears_anywhere(db, roles, model_server_url):
