@@ -11,8 +11,8 @@ import pytest
 import pgweave
 from conftest import execute_vectorizer
 from pgweave import AsyncClient, Client, ai
-from pgweave.errors import (AlreadyExists, ConnectionFailed, InvalidArgument, NotFound,
-                            NotInstalled, NotInSync, PgweaveError, VectorizerNotFound)
+from pgweave.errors import (AlreadyExists, ConnectionFailed, InvalidArgument, ModelNotFound, NotFound,
+                            NotInstalled, NotInSync, PgweaveError, VectorizerNotFound, from_psycopg)
 
 
 def _notes(dsn: str, rows: int) -> None:
@@ -308,3 +308,13 @@ def test_async_search(db):
 
     semantic, hybrid = asyncio.run(story())
     assert semantic[0].key == {"id": 1} and hybrid[0].key == {"id": 2}
+
+
+def test_errors_of_in_database_python_lose_plpythons_type_prefix(db):
+    with psycopg.connect(db) as conn:
+        with pytest.raises(psycopg.Error) as raw:
+            conn.execute("SELECT ai.ollama_embed('no-such-model', 'x')")
+    assert raw.value.diag.message_primary.startswith("plpy.Error: ")  # what PL/Python sends
+    error = from_psycopg(raw.value)
+    assert isinstance(error, ModelNotFound)
+    assert error.message.startswith("model 'no-such-model'") and "all-minilm" in error.hint

@@ -116,6 +116,11 @@ _BY_CLASS: dict[str, type[PgweaveError]] = {
 _MISSING_AI_OBJECT = re.compile(r'^(relation|function) "?ai\.')
 
 
+# PL/Python puts the exception's type before the message of every error that leaves a Python
+# function ("plpy.Error: model 'x' is not available"); the message is what users need.
+_PLPYTHON_PREFIX = re.compile(r"^(plpy\.\w+|spiexceptions\.\w+): ")
+
+
 def _class_for(sqlstate: str | None, message: str) -> type[PgweaveError]:
     if sqlstate is None:
         return DatabaseError
@@ -140,7 +145,7 @@ def from_psycopg(exc: psycopg.Error) -> PgweaveError:
     """The pgweave error for a psycopg error, keeping the server's message, detail and hint."""
     diag = exc.diag
     sqlstate = exc.sqlstate
-    message = (diag.message_primary or str(exc)).strip()
+    message = _PLPYTHON_PREFIX.sub("", (diag.message_primary or str(exc)).strip())
     if sqlstate is None and isinstance(exc, psycopg.OperationalError):
         # Raised by libpq on our side: cannot connect, bad password, connection lost.
         return ConnectionFailed(
