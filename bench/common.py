@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +18,10 @@ from pgweave.services import start_model_server
 
 @contextlib.contextmanager
 def stack() -> Iterator[tuple[LocalCluster, str]]:
-    """A throwaway cluster and a model server; yields (cluster, model server URL)."""
+    """A throwaway cluster and a model server; yields (cluster, model server URL).
+
+    SIGTERM (say, from `kill` or an interrupted `make bench`) exits through the cleanup too."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-bench-")))
     cluster.start()
     try:
