@@ -13,7 +13,7 @@ def run_sql_file(op, relative_path: str) -> None:
 
 
 def drop_code(op) -> None:
-    """Drop what every install re-applies (views, routines, the event trigger), before a
+    """Drop what every install re-applies (views, routines and, with them, the event triggers), before a
     downgrade changes the tables under them; the next upgrade to head writes them again."""
     op.execute("""
         DO $$

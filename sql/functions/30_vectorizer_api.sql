@@ -135,30 +135,6 @@ BEGIN
 END
 $$;
 
--- Keep each store's row-level security switched like its source's (see ai._protect_store).
--- SECURITY DEFINER: whoever may alter the source switches the store too, owner or not.
-CREATE OR REPLACE FUNCTION ai._on_alter_table() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    vid int;
-BEGIN
-    FOR vid IN
-        SELECT DISTINCT v.id FROM pg_event_trigger_ddl_commands() d
-        JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        JOIN ai.vectorizer v ON v.source_schema = n.nspname AND v.source_table = c.relname
-    LOOP
-        PERFORM ai._protect_store(vid);
-    END LOOP;
-END
-$$;
-
-DROP EVENT TRIGGER IF EXISTS pgweave_on_alter_table;
-CREATE EVENT TRIGGER pgweave_on_alter_table ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE')
-    EXECUTE FUNCTION ai._on_alter_table();
-
 -- Declare a vectorizer on a table: from now on its rows' chunks and embeddings follow every
 -- insert, update, delete and truncate. Returns the vectorizer id.
 CREATE OR REPLACE FUNCTION ai.create_vectorizer(

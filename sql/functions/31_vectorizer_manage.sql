@@ -161,13 +161,14 @@ BEGIN
 END
 $$;
 
--- When a source table is renamed or moved to another schema, follow it: the catalog names the
--- source, and the engine, status and drop trigger find it by that name. The table is found by
--- its row trigger (named after the vectorizer), which moves with it. The view and the triggers
--- refer to the table by oid and need nothing. (Named to fire before pgweave_on_alter_table:
--- event triggers of one event fire in name order.) A renamed *column* is not followed: the
--- engine records the error (ai.vectorizer_errors) and keeps the items until it is renamed back.
-CREATE OR REPLACE FUNCTION ai._follow_source() RETURNS event_trigger
+-- After ALTER TABLE on a source table:
+-- - a rename or SET SCHEMA is followed: the catalog names the source, and the engine, status
+--   and drop trigger find it by that name. The table is found by its row trigger (named after
+--   the vectorizer), which moves with it; the view and triggers refer to it by oid. A renamed
+--   *column* is not followed: the engine records the error and keeps the items queued.
+-- - the store's row-level security is switched like the source's (ai._protect_store).
+-- SECURITY DEFINER: whoever may alter the source updates the catalog and the store, owner or not.
+CREATE OR REPLACE FUNCTION ai._on_alter_table() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -180,19 +181,21 @@ BEGIN
         JOIN ai.vectorizer v ON t.tgname = '_vectorizer_src_trg_' || v.id
         JOIN pg_class c ON c.oid = t.tgrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE (v.source_schema, v.source_table) IS DISTINCT FROM (n.nspname, c.relname)
     LOOP
-        RAISE NOTICE 'vectorizer "%" follows its source: %.% is now %.%',
-            r.name, r.source_schema, r.source_table, r.nspname, r.relname;
-        UPDATE ai.vectorizer SET source_schema = r.nspname, source_table = r.relname WHERE id = r.id;
+        IF (r.source_schema, r.source_table) IS DISTINCT FROM (r.nspname, r.relname) THEN
+            RAISE NOTICE 'vectorizer "%" follows its source: %.% is now %.%',
+                r.name, r.source_schema, r.source_table, r.nspname, r.relname;
+            UPDATE ai.vectorizer SET source_schema = r.nspname, source_table = r.relname WHERE id = r.id;
+        END IF;
+        PERFORM ai._protect_store(r.id);
     END LOOP;
 END
 $$;
 
-DROP EVENT TRIGGER IF EXISTS pgweave_follow_source;
-CREATE EVENT TRIGGER pgweave_follow_source ON ddl_command_end
+DROP EVENT TRIGGER IF EXISTS pgweave_on_alter_table;
+CREATE EVENT TRIGGER pgweave_on_alter_table ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE')
-    EXECUTE FUNCTION ai._follow_source();
+    EXECUTE FUNCTION ai._on_alter_table();
 
 -- When a source table is dropped (DROP TABLE ... CASCADE takes the view with it), remove
 -- what is left of its vectorizers so that none stays behind half-broken.
