@@ -310,11 +310,18 @@ def test_async_search(db):
     assert semantic[0].key == {"id": 1} and hybrid[0].key == {"id": 2}
 
 
-def test_errors_of_in_database_python_lose_plpythons_type_prefix(db):
+def test_errors_of_in_database_python_come_without_plpythons_type_prefix(db):
+    _notes(db, 1)
     with psycopg.connect(db) as conn:
-        with pytest.raises(psycopg.Error) as raw:
+        with pytest.raises(psycopg.Error) as raw:  # a function users call: its entry point cleans it
             conn.execute("SELECT ai.ollama_embed('no-such-model', 'x')")
-    assert raw.value.diag.message_primary.startswith("plpy.Error: ")  # what PL/Python sends
+    assert raw.value.diag.message_primary.startswith("model 'no-such-model' is not available")
     error = from_psycopg(raw.value)
-    assert isinstance(error, ModelNotFound)
-    assert error.message.startswith("model 'no-such-model'") and "all-minilm" in error.hint
+    assert isinstance(error, ModelNotFound) and "all-minilm" in error.hint
+    with psycopg.connect(db) as conn:  # a procedure cannot have an entry point (it commits)
+        with Client(conn) as client:
+            _create(client)
+            with pytest.raises(PgweaveError) as info:
+                client.execute_vectorizer("notes_embedding")  # inside the connection's transaction
+    assert info.value.__cause__.diag.message_primary.startswith("plpy.Error: ")  # what PL/Python sends
+    assert info.value.message.startswith("ai.execute_vectorizer commits after every batch")

@@ -11,10 +11,8 @@ never stored, only a hash of it.
 caller: over the vectorizer's view (security_invoker), so grants and row-level security of
 the source apply before ranking. Identifiers and filter values are quoted here and only here.
 
-Errors are raised with ``errors.fail`` (SQLSTATE, hint, detail) like everywhere else. PL/Python
-would show them with a ``plpy.Error:`` prefix, so these functions are only reached through
-PL/pgSQL wrappers (ai.vectorizer_embed, ai._search_statement, ai._rag_prompt, ai._rag_answer)
-that re-raise them without it (ai._raise_python_error).
+Errors are raised with ``errors.fail`` (SQLSTATE, hint, detail) like everywhere else; the
+entry points made by ai._python_entry_point show them without PL/Python's ``plpy.Error:``.
 """
 
 from __future__ import annotations

@@ -53,3 +53,91 @@ $python$;
 CREATE OR REPLACE FUNCTION ai.pgweave_version() RETURNS text
 LANGUAGE sql STABLE
 AS $$ SELECT version FROM ai.pgweave_install $$;
+
+-- ===== clean errors from Python ============================================================
+--
+-- PL/Python puts the Python class before the message of every error that leaves a function
+-- ("plpy.Error: model 'x' is not available", "spiexceptions.UndefinedColumn: ..."), whatever
+-- the Python code does. So no function users call is written in Python: each is an internal
+-- ai._<name>_py in PL/Python, and ai._python_entry_point makes the function users call, in
+-- PL/pgSQL, with the same arguments, defaults, result, volatility and parallel safety, which
+-- re-raises the Python function's errors without the prefix (SQLSTATE, detail, hint kept).
+
+-- Re-raise an error caught from a PL/Python function without PL/Python's class prefix, with
+-- its SQLSTATE, detail and hint; returns (and the caller re-raises it as it is, `RAISE;`) when
+-- the message has no such prefix, e.g. a bug's KeyError, whose traceback is then kept.
+CREATE OR REPLACE FUNCTION ai._raise_python_error(err_message text, err_state text, err_detail text,
+                                                  err_hint text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- Nested calls stack prefixes: "spiexceptions.ExternalRoutineException: plpy.Error: ...".
+    prefix text := substring(err_message FROM '^(?:(?:plpy|spiexceptions)\.[A-Za-z_]+: )+');
+    clean text;
+    d text := nullif(err_detail, '');
+    h text := nullif(err_hint, '');
+BEGIN
+    IF prefix IS NULL THEN
+        RETURN;
+    END IF;
+    clean := substr(err_message, length(prefix) + 1);
+    IF d IS NULL AND h IS NULL THEN
+        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state;
+    ELSIF d IS NULL THEN
+        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, HINT = h;
+    ELSIF h IS NULL THEN
+        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, DETAIL = d;
+    ELSE
+        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, DETAIL = d, HINT = h;
+    END IF;
+END
+$$;
+
+-- Create (or replace) ai.<entry_name>: python_function's arguments, result and properties,
+-- calling it, its errors re-raised by ai._raise_python_error.
+CREATE OR REPLACE FUNCTION ai._python_entry_point(python_function regprocedure, entry_name name)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $gen$
+DECLARE
+    f pg_proc;
+    call text;
+    outs text;
+    body text;
+BEGIN
+    SELECT * INTO STRICT f FROM pg_proc WHERE oid = python_function;
+    -- The call passes the input arguments; OUT arguments (not a RETURNS TABLE's columns) are
+    -- what a record result is selected into.
+    SELECT format('%s(%s)', python_function::oid::regproc, coalesce(
+               string_agg(quote_ident(a.name), ', ' ORDER BY a.n) FILTER (WHERE a.mode IN ('i', 'b', 'v')), '')),
+           string_agg(quote_ident(a.name), ', ' ORDER BY a.n) FILTER (WHERE a.mode IN ('o', 'b'))
+    INTO call, outs
+    FROM unnest(f.proargnames, coalesce(f.proargmodes, array_fill('i'::"char", ARRAY[f.pronargs])))
+         WITH ORDINALITY AS a(name, mode, n);
+    body := CASE
+        WHEN f.proretset THEN format('RETURN QUERY SELECT * FROM %s;', call)
+        WHEN outs IS NOT NULL THEN format('SELECT * INTO %s FROM %s;', outs, call)
+        ELSE format('RETURN %s;', call) END;
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION ai.%I(%s) RETURNS %s
+        LANGUAGE plpgsql %s %s SET search_path = pg_catalog, pg_temp
+        AS $body$
+        #variable_conflict use_variable
+        DECLARE
+            err_message text; err_state text; err_detail text; err_hint text;
+        BEGIN
+            %s
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err_message = MESSAGE_TEXT, err_state = RETURNED_SQLSTATE,
+                                    err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+            PERFORM ai._raise_python_error(err_message, err_state, err_detail, err_hint);
+            RAISE;
+        END
+        $body$$f$,
+        entry_name, pg_get_function_arguments(f.oid), pg_get_function_result(f.oid),
+        CASE f.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END,
+        CASE f.proparallel WHEN 's' THEN 'PARALLEL SAFE' WHEN 'r' THEN 'PARALLEL RESTRICTED'
+                           ELSE 'PARALLEL UNSAFE' END,
+        body);
+END
+$gen$;

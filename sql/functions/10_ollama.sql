@@ -1,4 +1,6 @@
--- Re-applied on every install: functions that call model servers from SQL.
+-- Re-applied on every install: functions that call model servers from SQL. Each is written as
+-- ai._<name>_py in PL/Python, and ai._python_entry_point (00_python_loader.sql) makes ai.<name>,
+-- the function users call, which re-raises its errors without PL/Python's class prefix.
 --
 -- Volatility: the embedding functions are IMMUTABLE although they call a server. That is
 -- deliberate: with constant arguments the planner folds `ai.ollama_embed('m', 'q')` to a
@@ -18,7 +20,7 @@
 -- constant (tests/test_model_calling.py shows such a statement under forced parallelism).
 
 -- Embed one text with Ollama's /api/embed; NULL in, NULL out.
-CREATE OR REPLACE FUNCTION ai.ollama_embed(
+CREATE OR REPLACE FUNCTION ai._ollama_embed_py(
     model text,
     input_text text,
     host text DEFAULT NULL,
@@ -34,9 +36,10 @@ if input_text is None:
 vector, = pw.ollama.embed(model, [input_text], host, keep_alive, embedding_options)
 return pw.vectors.to_pgvector(vector)
 $python$;
+SELECT ai._python_entry_point('ai._ollama_embed_py(text, text, text, text, jsonb)', 'ollama_embed');
 
 -- Embed many texts in one /api/embed request; one row per input, NULL inputs give NULL.
-CREATE OR REPLACE FUNCTION ai.ollama_embed(
+CREATE OR REPLACE FUNCTION ai._ollama_embed_py(
     model text,
     input_texts text[],
     host text DEFAULT NULL,
@@ -50,9 +53,10 @@ pw = GD["pgweave"]
 return pw.vectors.batch_rows(
     input_texts, lambda texts: pw.ollama.embed(model, texts, host, keep_alive, embedding_options))
 $python$;
+SELECT ai._python_entry_point('ai._ollama_embed_py(text, text[], text, text, jsonb)', 'ollama_embed');
 
 -- The models an Ollama server has (/api/tags).
-CREATE OR REPLACE FUNCTION ai.ollama_list_models(host text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION ai._ollama_list_models_py(host text DEFAULT NULL)
 RETURNS TABLE (name text, model text, size bigint, digest text, family text,
                format text, parameter_size text, quantization_level text, modified_at timestamptz)
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
@@ -64,9 +68,10 @@ for m in pw.ollama.list_models(host):
     yield (m.get("name"), m.get("model"), m.get("size"), m.get("digest"), d.get("family"),
            d.get("format"), d.get("parameter_size"), d.get("quantization_level"), m.get("modified_at"))
 $python$;
+SELECT ai._python_entry_point('ai._ollama_list_models_py(text)', 'ollama_list_models');
 
 -- The models an Ollama server has loaded (/api/ps).
-CREATE OR REPLACE FUNCTION ai.ollama_ps(host text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION ai._ollama_ps_py(host text DEFAULT NULL)
 RETURNS TABLE (name text, model text, size bigint, digest text, parent_model text, format text,
                family text, parameter_size text, quantization_level text,
                expires_at timestamptz, size_vram bigint)
@@ -80,9 +85,10 @@ for m in pw.ollama.running_models(host):
            d.get("format"), d.get("family"), d.get("parameter_size"), d.get("quantization_level"),
            m.get("expires_at"), m.get("size_vram"))
 $python$;
+SELECT ai._python_entry_point('ai._ollama_ps_py(text)', 'ollama_ps');
 
 -- Complete a prompt with Ollama's /api/generate (no streaming); returns Ollama's response.
-CREATE OR REPLACE FUNCTION ai.ollama_generate(
+CREATE OR REPLACE FUNCTION ai._ollama_generate_py(
     model text,
     prompt text,
     host text DEFAULT NULL,
@@ -103,9 +109,10 @@ encoded = [base64.b64encode(i).decode() for i in images] if images else None
 return json.dumps(pw.ollama.generate(model, prompt, host, encoded, keep_alive, embedding_options,
                                      system_prompt, template, context, format))
 $python$;
+SELECT ai._python_entry_point('ai._ollama_generate_py(text, text, text, bytea[], text, jsonb, text, text, int[], jsonb)', 'ollama_generate');
 
 -- Chat with Ollama's /api/chat (no streaming): messages, tools, format, options.
-CREATE OR REPLACE FUNCTION ai.ollama_chat_complete(
+CREATE OR REPLACE FUNCTION ai._ollama_chat_complete_py(
     model text,
     messages jsonb,
     host text DEFAULT NULL,
@@ -121,3 +128,4 @@ pw = GD["pgweave"]
 import json
 return json.dumps(pw.ollama.chat(model, messages, host, keep_alive, chat_options, tools, response_format))
 $python$;
+SELECT ai._python_entry_point('ai._ollama_chat_complete_py(text, jsonb, text, text, jsonb, jsonb, jsonb)', 'ollama_chat_complete');

@@ -6,7 +6,7 @@
 -- reasons given in 10_ollama.sql.
 
 -- Embed one text with /embeddings; NULL in, NULL out.
-CREATE OR REPLACE FUNCTION ai.openai_embed(
+CREATE OR REPLACE FUNCTION ai._openai_embed_py(
     model text,
     input_text text,
     api_key text DEFAULT NULL,
@@ -24,9 +24,10 @@ if input_text is None:
 vector, = pw.openai.embed(model, [input_text], api_key, api_key_name, dimensions, openai_user, base_url)
 return pw.vectors.to_pgvector(vector)
 $python$;
+SELECT ai._python_entry_point('ai._openai_embed_py(text, text, text, text, int, text, text)', 'openai_embed');
 
 -- Embed many texts in one /embeddings request; one row per input (0-based), NULL gives NULL.
-CREATE OR REPLACE FUNCTION ai.openai_embed(
+CREATE OR REPLACE FUNCTION ai._openai_embed_py(
     model text,
     input_texts text[],
     api_key text DEFAULT NULL,
@@ -42,9 +43,10 @@ pw = GD["pgweave"]
 return pw.vectors.batch_rows(input_texts, lambda texts: pw.openai.embed(
     model, texts, api_key, api_key_name, dimensions, openai_user, base_url))
 $python$;
+SELECT ai._python_entry_point('ai._openai_embed_py(text, text[], text, text, int, text, text)', 'openai_embed');
 
 -- Chat with /chat/completions (no streaming); returns the response object.
-CREATE OR REPLACE FUNCTION ai.openai_chat_complete(
+CREATE OR REPLACE FUNCTION ai._openai_chat_complete_py(
     model text,
     messages jsonb,
     api_key text DEFAULT NULL,
@@ -78,9 +80,10 @@ return json.dumps(pw.openai.chat_complete(
     response_format=response_format, seed=seed, stop=stop, temperature=temperature, top_p=top_p,
     tools=tools, tool_choice=tool_choice, user=openai_user))
 $python$;
+SELECT ai._python_entry_point('ai._openai_chat_complete_py(text, jsonb, text, text, float8, jsonb, boolean, int, int, int, float8, jsonb, int, text, float8, float8, jsonb, text, text, text)', 'openai_chat_complete');
 
 -- The models an OpenAI-compatible server offers (/models).
-CREATE OR REPLACE FUNCTION ai.openai_list_models(
+CREATE OR REPLACE FUNCTION ai._openai_list_models_py(
     api_key text DEFAULT NULL,
     api_key_name text DEFAULT NULL,
     base_url text DEFAULT NULL
@@ -95,3 +98,4 @@ for m in pw.openai.list_models(api_key, api_key_name, base_url):
     when = datetime.datetime.fromtimestamp(created, datetime.timezone.utc).isoformat() if created else None
     yield (m.get("id"), when, m.get("owned_by"))
 $python$;
+SELECT ai._python_entry_point('ai._openai_list_models_py(text, text, text)', 'openai_list_models');

@@ -18,52 +18,12 @@
 -- login role, and the full-text index is created as the owner (ai._ensure_text_index).
 -- The statements themselves are built in plpython/pgweave_db/search.py.
 --
--- Errors: PL/Python puts the Python class before every message that leaves it ("plpy.Error:
--- ...", "spiexceptions.UndefinedColumn: ..."), whatever the Python code does. So no search
--- entry point is written in Python: each is PL/pgSQL around an internal *_py function, and
--- re-raises that function's errors without the prefix (ai._raise_python_error), keeping the
--- SQLSTATE, detail and hint.
+-- Errors: no search entry point is written in Python; each Python function here is an
+-- internal *_py function behind an entry point made by ai._python_entry_point
+-- (00_python_loader.sql), which re-raises its errors without PL/Python's class prefix.
 --
 -- Parallel safety: the functions here that run Python (directly or through a search) are
 -- PARALLEL UNSAFE, the default, for the reason given in 10_ollama.sql.
-
--- ===== clean errors from Python ============================================================
-
--- Re-raise an error caught from a PL/Python function without PL/Python's class prefix, with
--- its SQLSTATE, detail and hint; returns (and the caller re-raises it as it is, `RAISE;`) when
--- the message has no such prefix, e.g. a bug's KeyError, whose traceback is then kept.
--- Every caller's handler reads:
---     EXCEPTION WHEN OTHERS THEN
---         GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, st = RETURNED_SQLSTATE,
---                                 d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
---         PERFORM ai._raise_python_error(m, st, d, h);
---         RAISE;
-CREATE OR REPLACE FUNCTION ai._raise_python_error(err_message text, err_state text, err_detail text,
-                                                  err_hint text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    -- Nested calls stack prefixes: "spiexceptions.ExternalRoutineException: plpy.Error: ...".
-    prefix text := substring(err_message FROM '^(?:(?:plpy|spiexceptions)\.[A-Za-z_]+: )+');
-    clean text;
-    d text := nullif(err_detail, '');
-    h text := nullif(err_hint, '');
-BEGIN
-    IF prefix IS NULL THEN
-        RETURN;
-    END IF;
-    clean := substr(err_message, length(prefix) + 1);
-    IF d IS NULL AND h IS NULL THEN
-        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state;
-    ELSIF d IS NULL THEN
-        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, HINT = h;
-    ELSIF h IS NULL THEN
-        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, DETAIL = d;
-    ELSE
-        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, DETAIL = d, HINT = h;
-    END IF;
-END
-$$;
 
 -- ===== the query-embedding cache ===========================================================
 
@@ -150,29 +110,16 @@ CREATE OR REPLACE FUNCTION ai._vectorizer_embed_py(vectorizer_id int, input_text
 LANGUAGE plpython3u IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+if input_text is None:
+    return None
 return GD["pgweave"].search.vectorizer_query_embedding(vectorizer_id, input_text)
 $python$;
 
--- The embedding of a search query, made like the vectorizer's chunks (same provider, model,
--- host and dimensions), cached; NULL in, NULL out. IMMUTABLE for the reason given in
--- 10_ollama.sql: in `ORDER BY embedding <=> ai.vectorizer_embed(1, 'q')` the planner embeds
--- the query once. PARALLEL UNSAFE: it runs Python (10_ollama.sql says why that matters).
-CREATE OR REPLACE FUNCTION ai.vectorizer_embed(vectorizer_id int, input_text text) RETURNS vector
-LANGUAGE plpgsql IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    m text; st text; d text; h text;
-BEGIN
-    IF input_text IS NULL THEN
-        RETURN NULL;
-    END IF;
-    RETURN ai._vectorizer_embed_py(vectorizer_id, input_text);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, st = RETURNED_SQLSTATE, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    PERFORM ai._raise_python_error(m, st, d, h);
-    RAISE;
-END
-$$;
+-- ai.vectorizer_embed(vectorizer_id, input_text): the embedding of a search query, made like
+-- the vectorizer's chunks (same provider, model, host and dimensions), cached; NULL in, NULL
+-- out. IMMUTABLE for the reason given in 10_ollama.sql: in `ORDER BY embedding <=>
+-- ai.vectorizer_embed(1, 'q')` the planner embeds the query once.
+SELECT ai._python_entry_point('ai._vectorizer_embed_py(int, text)', 'vectorizer_embed');
 
 -- The same, for a vectorizer named by name.
 CREATE OR REPLACE FUNCTION ai.vectorizer_embed(vectorizer_name text, input_text text) RETURNS vector
@@ -222,23 +169,7 @@ if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python
 return GD["pgweave"].search.search_statement(row_type, query, filter, where_clause, language)
 $python$;
 
--- The same, with clean errors.
-CREATE OR REPLACE FUNCTION ai._search_statement(
-    row_type oid, query text, filter jsonb, where_clause text, language oid,
-    OUT vectorizer_id int, OUT query_vector text, OUT lexemes text[], OUT statement text)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    m text; st text; d text; h text;
-BEGIN
-    SELECT * INTO vectorizer_id, query_vector, lexemes, statement
-    FROM ai._search_statement_py(row_type, query, filter, where_clause, language);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, st = RETURNED_SQLSTATE, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    PERFORM ai._raise_python_error(m, st, d, h);
-    RAISE;
-END
-$$;
+SELECT ai._python_entry_point('ai._search_statement_py(oid, text, jsonb, text, oid)', '_search_statement');
 
 -- ===== semantic search =====================================================================
 
@@ -387,20 +318,7 @@ if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python
 return GD["pgweave"].search.rag_prompt(vectorizer_id, question, hits)
 $python$;
 
--- The same, with clean errors.
-CREATE OR REPLACE FUNCTION ai._rag_prompt(vectorizer_id int, question text, hits jsonb) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    m text; st text; d text; h text;
-BEGIN
-    RETURN ai._rag_prompt_py(vectorizer_id, question, hits);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, st = RETURNED_SQLSTATE, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    PERFORM ai._raise_python_error(m, st, d, h);
-    RAISE;
-END
-$$;
+SELECT ai._python_entry_point('ai._rag_prompt_py(int, text, jsonb)', '_rag_prompt');
 
 -- Ask a chat model (Python: search.rag_answer).
 CREATE OR REPLACE FUNCTION ai._rag_answer_py(vectorizer_id int, model text, implementation text, base_url text,
@@ -413,23 +331,7 @@ return GD["pgweave"].search.rag_answer(vectorizer_id, model, implementation, bas
                                        system_prompt, prompt, options)
 $python$;
 
--- The same, with clean errors.
-CREATE OR REPLACE FUNCTION ai._rag_answer(vectorizer_id int, model text, implementation text, base_url text,
-                                          api_key_name text, system_prompt text, prompt text, options jsonb)
-RETURNS text
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    m text; st text; d text; h text;
-BEGIN
-    RETURN ai._rag_answer_py(vectorizer_id, model, implementation, base_url, api_key_name,
-                             system_prompt, prompt, options);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, st = RETURNED_SQLSTATE, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    PERFORM ai._raise_python_error(m, st, d, h);
-    RAISE;
-END
-$$;
+SELECT ai._python_entry_point('ai._rag_answer_py(int, text, text, text, text, text, text, jsonb)', '_rag_answer');
 
 -- Retrieve the k best chunks and build the prompt a RAG call sends: the numbered sources,
 -- formatted like they were embedded, then the question. sources: [{n, distance, key,
