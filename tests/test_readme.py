@@ -43,7 +43,7 @@ BLOCKS = {
     "CREATE ROLE reader LOGIN;": "keep",
     "SELECT start_time, status, return_message FROM cron.job_run_details":
         "skip: pg_cron's own table, in the pg_cron database (tests/test_vectorizer_background.py)",
-    "SELECT ai.drop_vectorizer('blog_embedding', drop_all => true);\nALTER TABLE blog RENAME COLUMN": "undo",
+    "ALTER TABLE blog RENAME COLUMN contents TO body;": "undo",
     "SELECT ai.drop_vectorizer(name, drop_all => true) FROM ai.vectorizer": "undo",
     # Python
     "from pgweave import Client, ai": "run",
@@ -62,6 +62,10 @@ BLOCKS = {
 
 # After the block starting with the key: (query, expected rows).
 CLAIMS = {
+    "ALTER TABLE blog RENAME COLUMN contents TO body;": [
+        ("SELECT config->'loading'->>'column_name' FROM ai.vectorizer WHERE name = 'blog_embedding'", [("body",)]),
+        ("SELECT count(*) FROM blog_embedding WHERE body IS NOT NULL", [(4,)]),
+    ],
     "-- the k nearest chunks, best first": [
         ("SELECT (s.hit).title FROM ai.semantic_search(NULL::blog_embedding, 'how do I reclaim disk space?', k => 3) s"
          " WHERE s.rank = 1", [("Vacuum",)]),

@@ -135,6 +135,60 @@ BEGIN
 END
 $$;
 
+-- The function of a vectorizer's row and truncate triggers on its source, written from the
+-- catalog row: at creation, and again when a column it names is renamed (ai._on_alter_table).
+-- A row's key goes to the queue when the row appears, changes what is embedded (the loaded
+-- column or a template column), changes its key, or goes away; a truncate empties the store.
+-- SECURITY DEFINER so that every writer of the source can queue without rights on the queue.
+CREATE OR REPLACE FUNCTION ai._write_trigger_function(vectorizer_id int) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $func$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+    source regclass := to_regclass(ai._qualified(v.source_schema, v.source_table));
+    watched text;
+BEGIN
+    -- What is embedded changed: the loaded or a template column. If one of them is gone (renamed
+    -- to a name a template cannot hold), any change counts, so that writes to the source never
+    -- fail on a missing field; the engine records why it cannot embed.
+    SELECT CASE WHEN bool_and(EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = source AND a.attname = c
+                                      AND a.attnum > 0 AND NOT a.attisdropped))
+                THEN string_agg(format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', c), ' OR ')
+                ELSE 'to_jsonb(OLD) IS DISTINCT FROM to_jsonb(NEW)' END
+    INTO watched
+    FROM unnest(array_append(ai._template_columns(coalesce(v.config->'formatting'->>'template', '$chunk')),
+                             (v.config->'loading'->>'column_name')::name)) c;
+    EXECUTE format($fmt$
+        CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+        AS $trg$
+        BEGIN
+            IF TG_OP = 'TRUNCATE' THEN
+                TRUNCATE %2$s;
+                PERFORM pg_notify('ai_vectorizer', '%3$s');
+                RETURN NULL;
+            END IF;
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO %4$s (%5$s) VALUES (%6$s);
+            ELSIF TG_OP = 'DELETE' THEN
+                INSERT INTO %4$s (%5$s) VALUES (%7$s);
+            ELSIF (%7$s) IS DISTINCT FROM (%6$s) THEN   -- the key itself changed
+                INSERT INTO %4$s (%5$s) VALUES (%7$s), (%6$s);
+            ELSIF %8$s THEN                             -- what is embedded changed
+                INSERT INTO %4$s (%5$s) VALUES (%6$s);
+            ELSE
+                RETURN NULL;                            -- nothing embedded changed: no work
+            END IF;
+            PERFORM pg_notify('ai_vectorizer', '%3$s');
+            RETURN NULL;
+        END
+        $trg$$fmt$,
+        ai._qualified('ai', v.trigger_name), ai._qualified(v.target_schema, v.target_table), v.id,
+        ai._qualified(v.queue_schema, v.queue_table), ai._pk_list(v.source_pk),
+        ai._pk_list(v.source_pk, 'NEW.'), ai._pk_list(v.source_pk, 'OLD.'), watched);
+END
+$func$;
+
 -- Declare a vectorizer on a table: from now on its rows' chunks and embeddings follow every
 -- insert, update, delete and truncate. Returns the vectorizer id.
 CREATE OR REPLACE FUNCTION ai.create_vectorizer(
@@ -178,7 +232,6 @@ DECLARE
     qual_queue text;
     qual_failed text;
     trigger_fn text;
-    watched text;
     view_columns text;
     config jsonb;
     r name;
@@ -368,43 +421,6 @@ BEGIN
             _last_error text
         )$$, qual_failed, ai._pk_columns(pk, false));
 
-    -- Triggers: a row's key goes to the queue when it appears, changes what is embedded, or
-    -- goes away; a truncate empties the store. SECURITY DEFINER so that every writer of the
-    -- source can queue without rights on the queue.
-    SELECT string_agg(format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', c), ' OR ') INTO watched
-    FROM unnest(array_append(ai._template_columns(template), column_name)) c;
-    EXECUTE format($fmt$
-        CREATE FUNCTION %1$s() RETURNS trigger
-        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-        AS $trg$
-        BEGIN
-            IF TG_OP = 'TRUNCATE' THEN
-                TRUNCATE %2$s;
-                PERFORM pg_notify('ai_vectorizer', '%3$s');
-                RETURN NULL;
-            END IF;
-            IF TG_OP = 'INSERT' THEN
-                INSERT INTO %4$s (%5$s) VALUES (%6$s);
-            ELSIF TG_OP = 'DELETE' THEN
-                INSERT INTO %4$s (%5$s) VALUES (%7$s);
-            ELSIF (%7$s) IS DISTINCT FROM (%6$s) THEN   -- the key itself changed
-                INSERT INTO %4$s (%5$s) VALUES (%7$s), (%6$s);
-            ELSIF %8$s THEN                             -- what is embedded changed
-                INSERT INTO %4$s (%5$s) VALUES (%6$s);
-            ELSE
-                RETURN NULL;                            -- nothing embedded changed: no work
-            END IF;
-            PERFORM pg_notify('ai_vectorizer', '%3$s');
-            RETURN NULL;
-        END
-        $trg$$fmt$,
-        trigger_fn, qual_store, vid, qual_queue, ai._pk_list(pk),
-        ai._pk_list(pk, 'NEW.'), ai._pk_list(pk, 'OLD.'), watched);
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()',
-                   '_vectorizer_src_trg_' || vid, qual_source, trigger_fn);
-    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                   '_vectorizer_src_trg_' || vid || '_truncate', qual_source, trigger_fn);
-
     config := jsonb_build_object('version', ai.pgweave_version(), 'loading', loading, 'embedding', embedding,
         'chunking', chunking, 'formatting', formatting, 'indexing', indexing,
         'scheduling', scheduling, 'processing', processing);
@@ -414,6 +430,14 @@ BEGIN
     VALUES (vid, vname, src_schema, src_table, pk, target_schema, target_table, view_schema, view_name,
             queue_schema, queue_table, '_vectorizer_q_failed_' || vid, '_vectorizer_src_trg_' || vid, config);
     INSERT INTO ai._vectorizer_progress (vectorizer_id) VALUES (vid);
+
+    -- Triggers: a row's key goes to the queue when it appears, changes what is embedded, or
+    -- goes away; a truncate empties the store (ai._write_trigger_function).
+    PERFORM ai._write_trigger_function(vid);
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()',
+                   '_vectorizer_src_trg_' || vid, qual_source, trigger_fn);
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                   '_vectorizer_src_trg_' || vid || '_truncate', qual_source, trigger_fn);
 
     -- grant_to: SELECT on the view, and on the store, which the view (security_invoker) reads
     -- with the reader's rights. No right on the source: a reader needs its own SELECT there,

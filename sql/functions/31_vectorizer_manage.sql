@@ -161,11 +161,67 @@ BEGIN
 END
 $$;
 
+-- A column of a vectorizer's source was renamed from old_name to new_name: the catalog, the
+-- store's and queues' key columns, the view's column and the trigger function follow. Names
+-- change, nothing is embedded again. A template can only name simple identifiers ($name):
+-- a loaded or template column renamed to anything else is not followed (warning), and the
+-- engine then records the error until it is renamed back.
+CREATE OR REPLACE FUNCTION ai._follow_column_rename(vectorizer_id int, old_name name, new_name name)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+    new_config jsonb := v.config;
+    tmpl text := coalesce(v.config->'formatting'->>'template', '$chunk');
+    view_rel regclass := to_regclass(ai._qualified(v.view_schema, v.view_name));
+    t text;
+BEGIN
+    IF old_name = ANY(ai._template_columns(tmpl)) THEN
+        IF new_name !~ '^[_A-Za-z][_A-Za-z0-9]*$' THEN
+            RAISE WARNING 'vectorizer "%": the formatting template names column "%", which cannot be written as $name after its rename to "%"',
+                v.name, old_name, new_name
+                USING HINT = 'rename the column back, or drop the vectorizer and create it with another template';
+            PERFORM ai._write_trigger_function(v.id);   -- so that writes to the source go on
+            RETURN;
+        END IF;
+        tmpl := regexp_replace(tmpl, '(?<!\$)\$\{' || old_name || '\}', '${' || new_name || '}', 'g');
+        tmpl := regexp_replace(tmpl, '(?<!\$)\$' || old_name || '(?![_A-Za-z0-9])', '$' || new_name, 'g');
+        new_config := jsonb_set(new_config, '{formatting,template}', to_jsonb(tmpl));
+        new_config := jsonb_set(new_config, '{formatting,columns}', to_jsonb(ai._template_columns(tmpl)));
+    END IF;
+    IF new_config->'loading'->>'column_name' = old_name THEN
+        new_config := jsonb_set(new_config, '{loading,column_name}', to_jsonb(new_name));
+    END IF;
+    IF v.source_pk @> jsonb_build_array(jsonb_build_object('attname', old_name)) THEN
+        FOREACH t IN ARRAY ARRAY[ai._qualified(v.target_schema, v.target_table),
+                                 ai._qualified(v.queue_schema, v.queue_table),
+                                 ai._qualified(v.queue_schema, v.queue_failed_table)] LOOP
+            EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', t, old_name, new_name);
+        END LOOP;
+        v.source_pk := (SELECT jsonb_agg(CASE WHEN k->>'attname' = old_name
+                                              THEN jsonb_set(k, '{attname}', to_jsonb(new_name)) ELSE k END)
+                        FROM jsonb_array_elements(v.source_pk) k);
+    END IF;
+    IF view_rel IS NOT NULL
+       AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = view_rel AND attname = old_name AND NOT attisdropped)
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = view_rel AND attname = new_name) THEN
+        EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', view_rel, old_name, new_name);
+    END IF;
+    UPDATE ai.vectorizer SET config = new_config, source_pk = v.source_pk
+    WHERE id = v.id;
+    PERFORM ai._write_trigger_function(v.id);
+    RAISE NOTICE 'vectorizer "%" follows the rename of column "%" to "%"', v.name, old_name, new_name;
+END
+$$;
+
 -- After ALTER TABLE on a source table:
 -- - a rename or SET SCHEMA is followed: the catalog names the source, and the engine, status
 --   and drop trigger find it by that name. The table is found by its row trigger (named after
---   the vectorizer), which moves with it; the view and triggers refer to it by oid. A renamed
---   *column* is not followed: the engine records the error and keeps the items queued.
+--   the vectorizer), which moves with it; the view and triggers refer to it by oid.
+-- - a renamed column the vectorizer names (its key, the loaded column, a template column) is
+--   followed (ai._follow_column_rename). A RENAME COLUMN reports the column's number; its old
+--   name is the one name the vectorizer uses that the table no longer has.
 -- - the store's row-level security is switched like the source's (ai._protect_store).
 -- SECURITY DEFINER: whoever may alter the source updates the catalog and the store, owner or not.
 CREATE OR REPLACE FUNCTION ai._on_alter_table() RETURNS event_trigger
@@ -173,9 +229,12 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r record;
+    col record;
+    used name[];
+    missing name[];
 BEGIN
     FOR r IN
-        SELECT DISTINCT v.id, v.name, v.source_schema, v.source_table, n.nspname, c.relname
+        SELECT DISTINCT v.id, v.name, v.source_schema, v.source_table, n.nspname, c.relname, c.oid AS relid
         FROM pg_event_trigger_ddl_commands() d
         JOIN pg_trigger t ON d.classid = 'pg_class'::regclass AND t.tgrelid = d.objid
         JOIN ai.vectorizer v ON t.tgname = '_vectorizer_src_trg_' || v.id
@@ -187,6 +246,24 @@ BEGIN
                 r.name, r.source_schema, r.source_table, r.nspname, r.relname;
             UPDATE ai.vectorizer SET source_schema = r.nspname, source_table = r.relname WHERE id = r.id;
         END IF;
+        FOR col IN
+            SELECT DISTINCT a.attname FROM pg_event_trigger_ddl_commands() d
+            JOIN pg_attribute a ON a.attrelid = d.objid AND a.attnum = d.objsubid
+            WHERE d.classid = 'pg_class'::regclass AND d.objid = r.relid AND d.objsubid > 0
+              AND d.command_tag = 'ALTER TABLE'
+        LOOP
+            SELECT array_agg(DISTINCT u) INTO used FROM ai.vectorizer v,
+                unnest(ARRAY(SELECT k->>'attname' FROM jsonb_array_elements(v.source_pk) k)::name[]
+                       || ai._template_columns(coalesce(v.config->'formatting'->>'template', '$chunk'))
+                       || (v.config->'loading'->>'column_name')::name) u
+            WHERE v.id = r.id;
+            SELECT array_agg(u) INTO missing FROM unnest(used) u
+            WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.relid AND a.attname = u
+                              AND a.attnum > 0 AND NOT a.attisdropped);
+            IF cardinality(missing) = 1 AND col.attname <> ALL(used) THEN
+                PERFORM ai._follow_column_rename(r.id, missing[1], col.attname);
+            END IF;
+        END LOOP;
         PERFORM ai._protect_store(r.id);
     END LOOP;
 END

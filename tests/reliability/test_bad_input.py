@@ -139,7 +139,7 @@ def _last_error(conn) -> tuple[str, dict]:
     return conn.execute("SELECT message, details FROM ai.vectorizer_errors ORDER BY id DESC LIMIT 1").fetchone()
 
 
-def test_renamed_or_retyped_source_column(db):
+def test_retyped_source_column_is_refused_and_nothing_changes(db):
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("CREATE TABLE d (id int PRIMARY KEY, body varchar(50)); INSERT INTO d VALUES (1, 'typed text')")
         conn.execute("""SELECT ai.create_vectorizer('d'::regclass, loading => ai.loading_column('body'),
@@ -149,31 +149,76 @@ def test_renamed_or_retyped_source_column(db):
             conn.execute("ALTER TABLE d ALTER COLUMN body TYPE text")
         conn.execute("CALL ai.execute_vectorizer('d_embedding')")
         assert conn.execute("SELECT chunk FROM d_embedding").fetchone()[0] == "typed text"
-        conn.execute("ALTER TABLE d RENAME COLUMN body TO content")  # a rename is reported, nothing lost
-        conn.execute("INSERT INTO d VALUES (2, 'after rename')")
-        conn.execute("CALL ai.execute_vectorizer('d_embedding')")  # this session's statements are prepared
-        message, _ = _last_error(conn)
-        assert "body" in message
-        assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 1
-    # A new session (every pg_cron run and worker) cannot even prepare them: the error says what
-    # to do, and it is recorded where status looks, not only in pg_cron's run log.
+
+
+def test_renamed_key_loaded_and_template_columns_are_followed(db):
     with psycopg.connect(db, autocommit=True) as conn:
-        errors_before = conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0]
+        conn.execute("CREATE TABLE d (id int PRIMARY KEY, title text, body text)")
+        conn.execute("INSERT INTO d VALUES (1, 'One', 'first body')")
+        conn.execute("""SELECT ai.create_vectorizer('d'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
+            formatting => ai.formatting_python_template('${title}: $chunk ($title)'))""")
+        conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+        conn.execute("ALTER TABLE d RENAME COLUMN body TO content")
+        conn.execute("ALTER TABLE d RENAME COLUMN title TO heading")
+        conn.execute('ALTER TABLE d RENAME COLUMN id TO "Doc Id"')
+        config, pk = conn.execute("SELECT config, source_pk FROM ai.vectorizer").fetchone()
+        assert config["loading"]["column_name"] == "content"
+        assert config["formatting"]["template"] == "${heading}: $chunk ($heading)"
+        assert [k["attname"] for k in pk] == ["Doc Id"]
+        # The application's writes go on (the trigger follows), and nothing is embedded again.
+        conn.execute("UPDATE d SET heading = 'One' WHERE \"Doc Id\" = 1")  # no change: no work
+        assert conn.execute("SELECT ai.vectorizer_queue_pending('d_embedding', exact => true)").fetchone()[0] == 0
+        conn.execute("UPDATE d SET content = 'first body, edited' WHERE \"Doc Id\" = 1")
+        conn.execute("INSERT INTO d VALUES (2, 'Two', 'second body')")
+        conn.execute("DELETE FROM d WHERE \"Doc Id\" = 2")
+        conn.execute("INSERT INTO d VALUES (3, 'Three', 'third body')")
+    with psycopg.connect(db, autocommit=True) as conn:  # a new session prepares from the catalog
+        conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+        rows = conn.execute('SELECT "Doc Id", heading, chunk FROM d_embedding ORDER BY 1').fetchall()
+        assert rows == [(1, "One", "first body, edited"), (3, "Three", "third body")]
+        assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == 0
+        hits = conn.execute("""SELECT (s.hit)."Doc Id" FROM ai.semantic_search(NULL::d_embedding, 'third', k => 1) s""").fetchall()
+        assert hits == [(3,)]
+        conn.execute('ALTER TABLE d RENAME COLUMN content TO body')  # and back
+        conn.execute("UPDATE d SET heading = 'Three' WHERE \"Doc Id\" = 3")
+        assert conn.execute("SELECT ai.vectorizer_queue_pending('d_embedding', exact => true)").fetchone()[0] == 0
+        # Renames cost no model call: the first row, its edit and the third row, nothing else.
+        assert conn.execute("SELECT chunks_embedded FROM ai.vectorizer_status").fetchone()[0] == 3
+
+
+def test_template_column_renamed_beyond_a_template_keeps_writes_and_says_why(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE d (id int PRIMARY KEY, title text, body text); INSERT INTO d VALUES (1, 'T', 'b')")
+        conn.execute("""SELECT ai.create_vectorizer('d'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
+            formatting => ai.formatting_python_template('$title: $chunk'))""")
+        conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+        notices = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        conn.execute('ALTER TABLE d RENAME COLUMN title TO "Title Text"')
+        assert any("cannot be written as $name" in n for n in notices), notices
+        conn.execute("UPDATE d SET body = 'changed' WHERE id = 1")  # writes go on, the change is queued
+        conn.execute('UPDATE d SET "Title Text" = \'T2\' WHERE id = 1')
+        assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 2  # one per update
+    # Every new session (each pg_cron run and worker) cannot prepare the statements: the error says
+    # what to do, and it is recorded where status looks, not only in pg_cron's run log.
+    with psycopg.connect(db, autocommit=True) as conn:
         with pytest.raises(psycopg.errors.UndefinedColumn) as info:
             conn.execute("CALL ai.execute_vectorizer('d_embedding')")
         assert "cannot prepare its statements" in info.value.diag.message_primary
         assert "Rename it back" in info.value.diag.message_hint
-        assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == errors_before + 1
         message, details = _last_error(conn)
         assert "cannot prepare its statements" in message and "plpy" not in message
         assert "Rename it back" in details["hint"]
         assert conn.execute("SELECT last_error FROM ai.vectorizer_status").fetchone()[0] == message
-        conn.execute("ALTER TABLE d RENAME COLUMN content TO body")  # renamed back: the items waited
+        assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 2
+        conn.execute('ALTER TABLE d RENAME COLUMN "Title Text" TO title')  # renamed back: the items waited
     with psycopg.connect(db, autocommit=True) as conn:
         assert conn.execute("SELECT ai.retry_failed('d_embedding')").fetchone()[0] == 0  # none parked: due now
         conn.execute("CALL ai.execute_vectorizer('d_embedding')")
         assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 0
-        assert conn.execute("SELECT chunk FROM d_embedding WHERE id = 2").fetchone()[0] == "after rename"
+        assert conn.execute("SELECT title, chunk FROM d_embedding").fetchone() == ("T2", "changed")
 
 
 def test_renamed_and_moved_source_table_is_followed(db):
