@@ -194,6 +194,11 @@ BEGIN
         new_config := jsonb_set(new_config, '{loading,column_name}', to_jsonb(new_name));
     END IF;
     IF v.source_pk @> jsonb_build_array(jsonb_build_object('attname', old_name)) THEN
+        IF new_name IN ('embedding_uuid', 'chunk_seq', 'chunk', 'embedding', 'embedded_md5') OR new_name LIKE '\_%' THEN
+            RAISE EXCEPTION 'key column "%" cannot be renamed to "%" while vectorizer "%" keeps it beside its own columns',
+                old_name, new_name, v.name USING ERRCODE = '42701',
+                HINT = 'choose another name (not embedding_uuid, chunk_seq, chunk, embedding, embedded_md5, nor one starting with _), or drop the vectorizer first';
+        END IF;
         FOREACH t IN ARRAY ARRAY[ai._qualified(v.target_schema, v.target_table),
                                  ai._qualified(v.queue_schema, v.queue_table),
                                  ai._qualified(v.queue_schema, v.queue_failed_table)] LOOP
@@ -262,6 +267,8 @@ BEGIN
                               AND a.attnum > 0 AND NOT a.attisdropped);
             IF cardinality(missing) = 1 AND col.attname <> ALL(used) THEN
                 PERFORM ai._follow_column_rename(r.id, missing[1], col.attname);
+            ELSE   -- e.g. a column renamed back: the trigger watches what the table has now
+                PERFORM ai._write_trigger_function(r.id);
             END IF;
         END LOOP;
         PERFORM ai._protect_store(r.id);

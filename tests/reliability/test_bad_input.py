@@ -166,6 +166,8 @@ def test_renamed_key_loaded_and_template_columns_are_followed(db):
         assert config["loading"]["column_name"] == "content"
         assert config["formatting"]["template"] == "${heading}: $chunk ($heading)"
         assert [k["attname"] for k in pk] == ["Doc Id"]
+        with pytest.raises(psycopg.errors.DuplicateColumn, match="cannot be renamed"):  # the store has one
+            conn.execute('ALTER TABLE d RENAME COLUMN "Doc Id" TO chunk')
         # The application's writes go on (the trigger follows), and nothing is embedded again.
         conn.execute("UPDATE d SET heading = 'One' WHERE \"Doc Id\" = 1")  # no change: no work
         assert conn.execute("SELECT ai.vectorizer_queue_pending('d_embedding', exact => true)").fetchone()[0] == 0
@@ -189,7 +191,8 @@ def test_renamed_key_loaded_and_template_columns_are_followed(db):
 
 def test_template_column_renamed_beyond_a_template_keeps_writes_and_says_why(db):
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("CREATE TABLE d (id int PRIMARY KEY, title text, body text); INSERT INTO d VALUES (1, 'T', 'b')")
+        conn.execute("CREATE TABLE d (id int PRIMARY KEY, title text, body text, views int)")
+        conn.execute("INSERT INTO d VALUES (1, 'T', 'b', 0)")
         conn.execute("""SELECT ai.create_vectorizer('d'::regclass, loading => ai.loading_column('body'),
             embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
             formatting => ai.formatting_python_template('$title: $chunk'))""")
@@ -219,6 +222,8 @@ def test_template_column_renamed_beyond_a_template_keeps_writes_and_says_why(db)
         conn.execute("CALL ai.execute_vectorizer('d_embedding')")
         assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 0
         assert conn.execute("SELECT title, chunk FROM d_embedding").fetchone() == ("T2", "changed")
+        conn.execute("UPDATE d SET views = views + 1")  # watched as before again: no work
+        assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 0
 
 
 def test_renamed_and_moved_source_table_is_followed(db):

@@ -21,6 +21,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 BUILTIN = "all-minilm"
 # Ollama publishes all-MiniLM-L6-v2 as all-minilm:latest, :22m and :l6-v2.
 BUILTIN_ALIASES = ("all-minilm:latest", "all-minilm:l6-v2", "all-minilm:22m")
+# A request's texts go through the model in one encode() call, which sorts them by length and
+# runs them in forward passes of this many. Measured on 2 CPU cores with 448 documentation
+# chunks of ~180 tokens: 8 → 39 texts/s, 16 → 38, 32 → 32, 64 → 26, all 448 at once → 14
+# (attention over long padded batches costs more than it saves).
+ENCODE_BATCH = 16
 
 
 class ModelNotFound(LookupError):
@@ -158,7 +163,7 @@ class ServedModel:
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]]
 
     def embed(self, texts: list[str], truncate: bool = True, dimensions: int | None = None):
-        """Encode all texts as one batch; return (unit float32 vectors as an array, prompt tokens)."""
+        """Encode all texts in one model call; return (unit float32 vectors as an array, prompt tokens)."""
         import numpy as np
 
         model = self.embedder()
@@ -174,7 +179,7 @@ class ServedModel:
             if not truncate and any(c > window for c in counts):
                 raise InputTooLong("the input length exceeds the context length")
             # Inputs over the window are cut to it by the tokenizer (max_seq_length).
-            vectors = model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
+            vectors = model.encode(texts, batch_size=ENCODE_BATCH, normalize_embeddings=True,
                                    convert_to_numpy=True, show_progress_bar=False)
         if dimensions is not None and dimensions < vectors.shape[1]:
             vectors = vectors[:, :dimensions]
