@@ -151,14 +151,19 @@ def test_retyped_source_column_is_refused_and_nothing_changes(db):
         assert conn.execute("SELECT chunk FROM d_embedding").fetchone()[0] == "typed text"
 
 
+def _titled_docs(conn, template: str, row: tuple) -> None:
+    """d(id, title, body, views) holding one row, with a vectorizer on body using the template, drained."""
+    conn.execute("CREATE TABLE d (id int PRIMARY KEY, title text, body text, views int)")
+    conn.execute("INSERT INTO d VALUES (%s, %s, %s, 0)", row)
+    conn.execute("""SELECT ai.create_vectorizer('d'::regclass, loading => ai.loading_column('body'),
+        embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
+        formatting => ai.formatting_python_template(%s))""", (template,))
+    conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+
+
 def test_renamed_key_loaded_and_template_columns_are_followed(db):
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("CREATE TABLE d (id int PRIMARY KEY, title text, body text)")
-        conn.execute("INSERT INTO d VALUES (1, 'One', 'first body')")
-        conn.execute("""SELECT ai.create_vectorizer('d'::regclass, loading => ai.loading_column('body'),
-            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
-            formatting => ai.formatting_python_template('${title}: $chunk ($title)'))""")
-        conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+        _titled_docs(conn, "${title}: $chunk ($title)", (1, "One", "first body"))
         conn.execute("ALTER TABLE d RENAME COLUMN body TO content")
         conn.execute("ALTER TABLE d RENAME COLUMN title TO heading")
         conn.execute('ALTER TABLE d RENAME COLUMN id TO "Doc Id"')
@@ -172,9 +177,9 @@ def test_renamed_key_loaded_and_template_columns_are_followed(db):
         conn.execute("UPDATE d SET heading = 'One' WHERE \"Doc Id\" = 1")  # no change: no work
         assert conn.execute("SELECT ai.vectorizer_queue_pending('d_embedding', exact => true)").fetchone()[0] == 0
         conn.execute("UPDATE d SET content = 'first body, edited' WHERE \"Doc Id\" = 1")
-        conn.execute("INSERT INTO d VALUES (2, 'Two', 'second body')")
+        conn.execute("INSERT INTO d VALUES (2, 'Two', 'second body', 0)")
         conn.execute("DELETE FROM d WHERE \"Doc Id\" = 2")
-        conn.execute("INSERT INTO d VALUES (3, 'Three', 'third body')")
+        conn.execute("INSERT INTO d VALUES (3, 'Three', 'third body', 0)")
     with psycopg.connect(db, autocommit=True) as conn:  # a new session prepares from the catalog
         conn.execute("CALL ai.execute_vectorizer('d_embedding')")
         rows = conn.execute('SELECT "Doc Id", heading, chunk FROM d_embedding ORDER BY 1').fetchall()
@@ -191,12 +196,7 @@ def test_renamed_key_loaded_and_template_columns_are_followed(db):
 
 def test_template_column_renamed_beyond_a_template_keeps_writes_and_says_why(db):
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("CREATE TABLE d (id int PRIMARY KEY, title text, body text, views int)")
-        conn.execute("INSERT INTO d VALUES (1, 'T', 'b', 0)")
-        conn.execute("""SELECT ai.create_vectorizer('d'::regclass, loading => ai.loading_column('body'),
-            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
-            formatting => ai.formatting_python_template('$title: $chunk'))""")
-        conn.execute("CALL ai.execute_vectorizer('d_embedding')")
+        _titled_docs(conn, "$title: $chunk", (1, "T", "b"))
         notices = []
         conn.add_notice_handler(lambda d: notices.append(d.message_primary))
         conn.execute('ALTER TABLE d RENAME COLUMN title TO "Title Text"')
