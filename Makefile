@@ -52,7 +52,7 @@ db-dsn:  ## print the project-local cluster's DSN
 serve: setup  ## run the local model server on :11434
 	$(BIN)/pgweave serve
 
-bench: setup  ## run the benchmarks in bench/ (about 30 minutes); tables also go to .pgweave/bench.md
+bench: setup  ## run the benchmarks in bench/ (about 18 minutes); tables also go to .pgweave/bench.md
 	@mkdir -p .pgweave && : > .pgweave/bench.md
 	@for b in bench/bench_search.py bench/bench_vectorizer.py bench/bench_scale.py; do \
 		echo "## $$b" | tee -a .pgweave/bench.md; \

@@ -24,39 +24,25 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import psycopg
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "plpython"))  # the engine's chunker, for the raw sample
-from bench_search import QUESTIONS, recall  # noqa: E402
-from common import database, percentile, stack, table  # noqa: E402
+from bench_search import QUESTIONS  # noqa: E402
+from common import (CHUNK_OVERLAP, CHUNK_SIZE, TEMPLATE, database, formatted_chunks,  # noqa: E402
+                    percentile, raw_seconds, recall, say, stack, table, timed)
 
 from pgweave.corpus import postgres_docs  # noqa: E402
-from pgweave_db import chunking, formatting  # noqa: E402
 
-CHUNKING = {"implementation": "recursive_character_text_splitter", "chunk_size": 800, "chunk_overlap": 100}
-TEMPLATE = "$title: $chunk"
 REQUEST = 64  # the engine's embedding_batch_size
 EXACT = """SELECT embedding_uuid, embedding OPERATOR(public.<=>) %s::vector AS distance
            FROM docs_embedding_store ORDER BY distance LIMIT %s"""
 SEMANTIC = "SELECT (hit).embedding_uuid, distance FROM ai.semantic_search(NULL::docs_embedding, %s, k => %s)"
-T0 = time.perf_counter()
-
-
-def say(message: str) -> None:
-    print(f"[bench_scale {time.perf_counter() - T0:6.0f}s] {message}", file=sys.stderr, flush=True)
 
 
 def raw_rate(url: str, texts: list[str]) -> float:
     """Chunks per second through /api/embed, in the engine's request size."""
-    with httpx.Client(timeout=600) as client:
-        start = time.perf_counter()
-        for i in range(0, len(texts), REQUEST):
-            client.post(url + "/api/embed", json={"model": "all-minilm", "input": texts[i:i + REQUEST]}
-                        ).raise_for_status()
-        return len(texts) / (time.perf_counter() - start)
+    return len(texts) / raw_seconds(url, [texts[i:i + REQUEST] for i in range(0, len(texts), REQUEST)])
 
 
 def backfill(dsn: str, pages: list) -> float:
@@ -68,7 +54,7 @@ def backfill(dsn: str, pages: list) -> float:
                 copy.write_row((i, p.slug, p.title, p.body))
         conn.execute(f"""SELECT ai.create_vectorizer('docs'::regclass, name => 'docs_embedding',
             loading => ai.loading_column('body'), embedding => ai.embedding_ollama('all-minilm', 384),
-            chunking => ai.chunking_recursive_character_text_splitter({CHUNKING['chunk_size']}, {CHUNKING['chunk_overlap']}),
+            chunking => ai.chunking_recursive_character_text_splitter({CHUNK_SIZE}, {CHUNK_OVERLAP}),
             formatting => ai.formatting_python_template('{TEMPLATE}'),
             indexing => ai.indexing_none(), scheduling => ai.scheduling_none())""")
     failure: list[BaseException] = []
@@ -93,17 +79,6 @@ def backfill(dsn: str, pages: list) -> float:
     return seconds
 
 
-def timed(conn: psycopg.Connection, sql: str, params: list[tuple], rounds: int) -> tuple[list[float], list[list]]:
-    latencies, results = [], []
-    for _ in range(rounds):
-        results = []
-        for p in params:
-            start = time.perf_counter()
-            results.append(conn.execute(sql, p, prepare=True).fetchall())
-            latencies.append((time.perf_counter() - start) * 1000)
-    return latencies, results
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=0, help="documentation pages; 0 = all")
@@ -116,8 +91,7 @@ def main() -> None:
 
     say("parsing the manual")
     pages = postgres_docs(args.pages or None, args.prefix or None)
-    texts = [formatting.format_chunk({"template": TEMPLATE}, piece, {"title": p.title})
-             for p in pages for piece in chunking.chunk(CHUNKING, p.body)]
+    texts = [t for p in pages for t in formatted_chunks(p.title, p.body)]
     sample = texts[:: max(1, len(texts) // args.sample)][:args.sample]
     chars = sum(len(p.body) for p in pages)
     say(f"{len(pages)} pages, {chars / 1e6:.1f} M characters, {len(texts)} chunks")
@@ -136,7 +110,7 @@ def main() -> None:
             store_mb = conn.execute("SELECT pg_total_relation_size('docs_embedding_store') / 1e6").fetchone()[0]
             rate = stored / seconds
             table(f"Backfill: {len(pages)} pages of the PostgreSQL manual, {chars / 1e6:.1f} M characters "
-                  f"(recursive splitter 800/100, '{TEMPLATE}', all-minilm on 2 CPU cores)",
+                  f"(recursive splitter {CHUNK_SIZE}/{CHUNK_OVERLAP}, '{TEMPLATE}', all-minilm on 2 CPU cores)",
                   ["path", "chunks", "seconds", "chunks/s", "vs raw", "store MB"],
                   [[f"raw /api/embed, {REQUEST} per request (sample of {len(sample)}; before, after)", "-", "-",
                     f"{raw:.1f} ({raw_before:.1f}, {raw_after:.1f})", "1.00×", "-"],

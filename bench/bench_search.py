@@ -26,7 +26,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import database, percentile, stack, table  # noqa: E402
+from common import database, percentile, recall, say, stack, table, timed  # noqa: E402
 
 from pgweave.corpus import postgres_docs  # noqa: E402
 
@@ -102,29 +102,10 @@ def load(dsn: str, rows: list[tuple[str, str, str]]) -> float:
         return time.perf_counter() - start
 
 
-def timed(conn, sql: str, params_list: list[tuple], rounds: int) -> tuple[list[float], list[list]]:
-    """Run every parameter set `rounds` times; return latencies (ms) and the last results."""
-    latencies, results = [], []
-    for _ in range(rounds):
-        results = []
-        for params in params_list:
-            start = time.perf_counter()
-            rows = conn.execute(sql, params, prepare=True).fetchall()
-            latencies.append((time.perf_counter() - start) * 1000)
-            results.append(rows)
-    return latencies, results
-
-
 def stats(label: str, latencies: list[float], baseline: float | None, rows: str, recall: str = "-") -> list:
     p50 = percentile(latencies, 50)
     return [label, f"{p50:.2f}", f"{percentile(latencies, 95):.2f}", f"{statistics.mean(latencies):.2f}",
             f"{p50 - baseline:+.2f}" if baseline is not None else "-", rows, recall]
-
-
-def recall(results: list[list], exact: list[set]) -> str:
-    """recall@k: the share of the exact top-k ids (per question) that a result list holds."""
-    found = sum(len({r[0] for r in rows} & want) for rows, want in zip(results, exact))
-    return f"{found / max(1, sum(map(len, exact))):.3f}"
 
 
 def main() -> None:
@@ -139,7 +120,7 @@ def main() -> None:
     with stack() as (cluster, url):
         dsn = database(cluster, "bench_search", url)
         backfill = load(dsn, rows)
-        print(f"embedded {len(rows)} paragraphs of the SQL reference in {backfill:.0f} s", file=sys.stderr)
+        say(f"embedded {len(rows)} paragraphs of the SQL reference in {backfill:.0f} s")
         with psycopg.connect(dsn, autocommit=True) as conn:
             # First calls: the query embedding is a model call (then cached).
             cold = []

@@ -44,31 +44,19 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "plpython"))  # the engine's chunker, to build the raw-rate inputs
-from common import database, percentile, stack, table  # noqa: E402
+from common import (CHUNK_OVERLAP, CHUNK_SIZE, TEMPLATE, database, formatted_chunks,  # noqa: E402
+                    percentile, raw_seconds, say, stack, table)
 
 from pgweave.corpus import postgres_docs  # noqa: E402
 from pgweave.localdb import CRON_DATABASE  # noqa: E402
-from pgweave_db import chunking, formatting  # noqa: E402
 
 PGAI_VENV = Path(os.environ.get("PGAI_VENV", ROOT / ".pgai-venv"))
 PGWEAVE_CLI = str(Path(sys.executable).with_name("pgweave"))
 PGAI_DB = "pgai_bench"
 
-CHUNK_SIZE, CHUNK_OVERLAP = 800, 100
-TEMPLATE = "$title: $chunk"
 BATCH_ROWS = 50       # queue items per batch, both systems (pgai's default; pgweave's default)
 PGWEAVE_REQUEST = 64  # pgweave's embedding_batch_size; pgai sends a batch's chunks in one request
-CHUNKING = {"implementation": "recursive_character_text_splitter", "chunk_size": CHUNK_SIZE,
-            "chunk_overlap": CHUNK_OVERLAP}
 EDITED = " (Revised for the benchmark: this paragraph now says a little more than before.)"
-
-T0 = time.perf_counter()
-
-
-def say(message: str) -> None:
-    """Progress on stderr, so stdout keeps only the tables."""
-    print(f"[bench_vectorizer {time.perf_counter() - T0:6.0f}s] {message}", file=sys.stderr, flush=True)
 
 
 # -- the corpus --------------------------------------------------------------------------------
@@ -85,8 +73,7 @@ class Doc:
 
 def chunk_texts(doc: Doc) -> list[str]:
     """The formatted chunks both systems embed for a row."""
-    return [formatting.format_chunk({"template": TEMPLATE}, piece, {"title": doc.title})
-            for piece in chunking.chunk(CHUNKING, doc.body)]
+    return formatted_chunks(doc.title, doc.body)
 
 
 def edit_one_paragraph(body: str) -> str:
@@ -132,15 +119,6 @@ def model_counters(url: str) -> tuple[float, float, float]:
         elif name == "pgweave_serve_request_seconds_sum" and 'endpoint="/api/embed"' in labels:
             busy += value
     return requests, inputs, busy
-
-
-def raw_seconds(url: str, requests: list[list[str]]) -> float:
-    """Seconds to send these /api/embed requests one after another on one connection."""
-    with httpx.Client(timeout=600) as client:
-        start = time.perf_counter()
-        for texts in requests:
-            client.post(url + "/api/embed", json={"model": "all-minilm", "input": texts}).raise_for_status()
-        return time.perf_counter() - start
 
 
 def request_shapes(docs: list[Doc]) -> dict[str, list[list[str]]]:
