@@ -288,18 +288,16 @@ def embed_request(emb: dict, texts: list[str], vectorizer_name: str) -> list[lis
 
 
 def record_failure(plan: Plan, ids: list[int], exc: BaseException) -> None:
-    """Back the items off, park the exhausted ones, and record the error (redacted)."""
-    message = secrets.redact(_message(exc))
+    """Record the error (redacted), back the items off, and park the exhausted ones."""
+    message = _record_error(plan.id, exc, len(ids))
     st = plan.statements
-    base = float(plan.processing.get("retry_base_seconds", 2))
     if ids:
-        plpy.execute(st["back_off"], [ids, message, base])
+        plpy.execute(st["back_off"], [ids, message, float(plan.processing.get("retry_base_seconds", 2))])
         plpy.execute(st["park"], [ids, int(plan.processing.get("max_attempts", 6))])
-    _record_error(plan.id, exc, len(ids))
 
 
-def _record_error(vectorizer_id: int, exc: BaseException, items: int) -> None:
-    """One row in ai.vectorizer_errors and the vectorizer's last error (redacted)."""
+def _record_error(vectorizer_id: int, exc: BaseException, items: int) -> str:
+    """One row in ai.vectorizer_errors and the vectorizer's last error; the (redacted) message."""
     message = secrets.redact(_message(exc))
     details = {"items": items, "sqlstate": getattr(exc, "sqlstate", None),
                "hint": secrets.redact(getattr(exc, "hint", None) or "") or None,
@@ -310,6 +308,7 @@ def _record_error(vectorizer_id: int, exc: BaseException, items: int) -> None:
     plpy.execute(plpy.prepare(
         "UPDATE ai._vectorizer_progress SET last_error_at = now(), last_error = $2 WHERE vectorizer_id = $1",
         ["int", "text"]), [vectorizer_id, message])
+    return message
 
 
 def _message(exc: BaseException) -> str:
@@ -412,14 +411,14 @@ def maybe_create_index(plan: Plan) -> bool:
 
 def run_job(vectorizer_id: int) -> None:
     """The pg_cron job: stay resident for loop_seconds, draining whenever items appear."""
-    plan = load_plan(vectorizer_id)
+    plan = _plan_or_record(vectorizer_id)
     if plan is None:
         return
     sched = plan.config.get("scheduling") or {}
     deadline = time.monotonic() + float(sched.get("loop_seconds", 62))
     poll = max(0.05, float(sched.get("poll_interval", 0.2)))
     while time.monotonic() < deadline:
-        plan = load_plan(vectorizer_id)
+        plan = _plan_or_record(vectorizer_id)
         if plan is None or (plan.config.get("scheduling") or {}).get("disabled"):
             return
         execute(vectorizer_id)

@@ -122,7 +122,6 @@ BEGIN
         CREATE OR REPLACE FUNCTION ai.%I(%s) RETURNS %s
         LANGUAGE plpgsql %s %s SET search_path = pg_catalog, pg_temp
         AS $body$
-        #variable_conflict use_variable
         DECLARE
             err_message text; err_state text; err_detail text; err_hint text;
         BEGIN

@@ -99,7 +99,7 @@ $$;
 --     one index probe per chunk read, not a hash of the whole source per query.)
 -- They are in force while the source has row-level security enabled: the store's is switched
 -- on and off with the source's, here (create_vectorizer, every install) and by the event
--- trigger below on every ALTER TABLE of a source. The store's owner, superusers and BYPASSRLS
+-- trigger ai._on_alter_table (31_vectorizer_manage.sql) on every ALTER TABLE of a source. The store's owner, superusers and BYPASSRLS
 -- roles are never subject to them. For a role subject to them, reading the store needs SELECT
 -- on the source's key columns, and a full-text match on the store cannot use its GIN index
 -- (@@ is not leakproof, so it may not run before the policies): hybrid search then reads the
@@ -135,6 +135,14 @@ BEGIN
 END
 $$;
 
+-- The source columns whose values a vectorizer embeds: the loaded column and the template's.
+CREATE OR REPLACE FUNCTION ai._embedded_columns(config jsonb) RETURNS name[]
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT array_append(ai._template_columns(coalesce(config->'formatting'->>'template', '$chunk')),
+                        (config->'loading'->>'column_name')::name)
+$$;
+
 -- The function of a vectorizer's row and truncate triggers on its source, written from the
 -- catalog row: at creation, and again when a column it names is renamed (ai._on_alter_table).
 -- A row's key goes to the queue when the row appears, changes what is embedded (the loaded
@@ -156,8 +164,7 @@ BEGIN
                 THEN string_agg(format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', c), ' OR ')
                 ELSE 'to_jsonb(OLD) IS DISTINCT FROM to_jsonb(NEW)' END
     INTO watched
-    FROM unnest(array_append(ai._template_columns(coalesce(v.config->'formatting'->>'template', '$chunk')),
-                             (v.config->'loading'->>'column_name')::name)) c;
+    FROM unnest(ai._embedded_columns(v.config)) c;
     EXECUTE format($fmt$
         CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp

@@ -162,10 +162,10 @@ END
 $$;
 
 -- A column of a vectorizer's source was renamed from old_name to new_name: the catalog, the
--- store's and queues' key columns, the view's column and the trigger function follow. Names
--- change, nothing is embedded again. A template can only name simple identifiers ($name):
--- a loaded or template column renamed to anything else is not followed (warning), and the
--- engine then records the error until it is renamed back.
+-- store's and queues' key columns and the view's column follow (the caller rewrites the
+-- trigger function). Names change, nothing is embedded again. A template can only name simple
+-- identifiers ($name): a template column renamed to anything else is not followed (warning),
+-- and the engine then records the error until it is renamed back.
 CREATE OR REPLACE FUNCTION ai._follow_column_rename(vectorizer_id int, old_name name, new_name name)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -182,7 +182,6 @@ BEGIN
             RAISE WARNING 'vectorizer "%": the formatting template names column "%", which cannot be written as $name after its rename to "%"',
                 v.name, old_name, new_name
                 USING HINT = 'rename the column back, or drop the vectorizer and create it with another template';
-            PERFORM ai._write_trigger_function(v.id);   -- so that writes to the source go on
             RETURN;
         END IF;
         tmpl := regexp_replace(tmpl, '(?<!\$)\$\{' || old_name || '\}', '${' || new_name || '}', 'g');
@@ -215,7 +214,6 @@ BEGIN
     END IF;
     UPDATE ai.vectorizer SET config = new_config, source_pk = v.source_pk
     WHERE id = v.id;
-    PERFORM ai._write_trigger_function(v.id);
     RAISE NOTICE 'vectorizer "%" follows the rename of column "%" to "%"', v.name, old_name, new_name;
 END
 $$;
@@ -259,17 +257,16 @@ BEGIN
         LOOP
             SELECT array_agg(DISTINCT u) INTO used FROM ai.vectorizer v,
                 unnest(ARRAY(SELECT k->>'attname' FROM jsonb_array_elements(v.source_pk) k)::name[]
-                       || ai._template_columns(coalesce(v.config->'formatting'->>'template', '$chunk'))
-                       || (v.config->'loading'->>'column_name')::name) u
+                       || ai._embedded_columns(v.config)) u
             WHERE v.id = r.id;
             SELECT array_agg(u) INTO missing FROM unnest(used) u
             WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.relid AND a.attname = u
                               AND a.attnum > 0 AND NOT a.attisdropped);
             IF cardinality(missing) = 1 AND col.attname <> ALL(used) THEN
                 PERFORM ai._follow_column_rename(r.id, missing[1], col.attname);
-            ELSE   -- e.g. a column renamed back: the trigger watches what the table has now
-                PERFORM ai._write_trigger_function(r.id);
             END IF;
+            -- The trigger watches what the table has now (also after a column renamed back).
+            PERFORM ai._write_trigger_function(r.id);
         END LOOP;
         PERFORM ai._protect_store(r.id);
     END LOOP;

@@ -216,6 +216,12 @@ def test_template_column_renamed_beyond_a_template_keeps_writes_and_says_why(db)
         assert "Rename it back" in details["hint"]
         assert conn.execute("SELECT last_error FROM ai.vectorizer_status").fetchone()[0] == message
         assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 2
+        # The pg_cron job's procedure fails at its start the same way, and records it too.
+        errors = conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0]
+        vid = conn.execute("SELECT id FROM ai.vectorizer").fetchone()[0]
+        with pytest.raises(psycopg.errors.UndefinedColumn, match="cannot prepare its statements"):
+            conn.execute("CALL ai._vectorizer_job(%s)", (vid,))
+        assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == errors + 1
         conn.execute('ALTER TABLE d RENAME COLUMN "Title Text" TO title')  # renamed back: the items waited
     with psycopg.connect(db, autocommit=True) as conn:
         assert conn.execute("SELECT ai.retry_failed('d_embedding')").fetchone()[0] == 0  # none parked: due now
