@@ -1,7 +1,7 @@
 """Search: the query's embedding (cached), the search statement, and RAG's prompt and answer.
 
 A query is embedded with its vectorizer's own embedding config, by the request code the
-engine uses (``engine.embed_request``), so the query and the chunks it is compared with
+engine uses (``embedding.embed_request``), so the query and the chunks it is compared with
 always come from the same model, host and dimensions. Query embeddings are cached in
 ``ai._query_embedding_cache``, reached only through two SECURITY DEFINER functions
 (sql/functions/50_search.sql) that scope every key to the login role; the query text is
@@ -23,7 +23,7 @@ from typing import Any
 
 import plpy
 
-from . import engine, formatting, ollama, openai, settings
+from . import embedding, formatting, ollama, openai, settings
 from .errors import fail
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -83,7 +83,7 @@ def query_embedding(emb: dict, text: str, vectorizer_name: str) -> str:
     cached = plpy.execute(_prepared("SELECT ai._query_cache_get($1)::text AS e", ["text"]), [key])[0]["e"]
     if cached is not None:
         return "[" + cached[1:-1] + "]"  # real[] text {…} → vector text […], same float4 values
-    vector = engine.embed_request(emb, [text], vectorizer_name)[0]
+    vector = embedding.embed_request(emb, [text], vectorizer_name)[0]
     row = plpy.execute(_prepared("SELECT ai._query_cache_put($1, $2)::text AS e", ["text", "real[]"]),
                        [key, vector])[0]
     return "[" + row["e"][1:-1] + "]"

@@ -108,8 +108,11 @@ CREATE OR REPLACE FUNCTION ai.indexing_default() RETURNS jsonb
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT ai.indexing_hnsw() $$;
 
--- Process in the background with pg_cron: a job per vectorizer, started every minute, runs a
--- resident loop that polls the queue every poll_interval (seconds) for loop_seconds.
+-- Process in the background: the database's scheduler (35_scheduler), which `pgweave install`
+-- arranges with pg_cron wherever pg_cron lives, serves the vectorizer. The arguments are
+-- pgai's and kept for its SQL: one scheduler serves every vectorizer continuously, so
+-- schedule, loop_seconds and poll_interval are stored and not read (ai._scheduler holds the
+-- scheduler's own loop_seconds and poll_interval).
 CREATE OR REPLACE FUNCTION ai.scheduling_cron(schedule text DEFAULT '* * * * *',
                                               loop_seconds int DEFAULT 62,
                                               poll_interval float8 DEFAULT 0.2)
@@ -125,13 +128,10 @@ CREATE OR REPLACE FUNCTION ai.scheduling_none() RETURNS jsonb
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT jsonb_build_object('implementation', 'none') $$;
 
--- pg_cron when this database has it, else none.
+-- Background processing by the database's scheduler (ai.scheduling_cron()).
 CREATE OR REPLACE FUNCTION ai.scheduling_default() RETURNS jsonb
-LANGUAGE sql STABLE
-AS $$
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')
-                THEN ai.scheduling_cron() ELSE ai.scheduling_none() END
-$$;
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT ai.scheduling_cron() $$;
 
 -- How the engine works: queue items per batch, parallel workers, attempts before parking.
 -- A failed item waits retry_base_seconds * 2^attempts (at most an hour) before its next try.

@@ -1,0 +1,59 @@
+"""One embedding request with a vectorizer's embedding config: the one provider dispatch.
+
+The engine embeds chunks and search embeds queries through here, so both always come from
+the same model, host and dimensions.
+"""
+
+from __future__ import annotations
+
+import plpy
+
+from . import ollama, openai
+from .errors import fail
+
+IMPLEMENTATIONS = ("ollama", "openai")
+
+
+def message(exc: BaseException) -> str:
+    """An error's text without PL/Python's class prefix."""
+    text = str(exc) or type(exc).__name__
+    return text[len("plpy.Error: "):] if text.startswith("plpy.Error: ") else text
+
+
+def embed_request(emb: dict, texts: list[str], vectorizer_name: str) -> list[list[float]]:
+    """Embed texts in one request; checks the dimensions."""
+    dims = int(emb["dimensions"])
+    try:
+        if emb["implementation"] == "ollama":
+            got = ollama.embed(emb["model"], texts, emb.get("base_url"), emb.get("keep_alive"),
+                               emb.get("options"))
+        elif emb["implementation"] == "openai":
+            got = openai.embed(emb["model"], texts, None, emb.get("api_key_name"),
+                               emb.get("dimensions"), emb.get("user"), emb.get("base_url"))
+        else:
+            fail(f"unknown embedding implementation {emb['implementation']!r}", sqlstate="22023",
+                 hint="use ai.embedding_ollama(...) or ai.embedding_openai(...)")
+    except plpy.Error as exc:
+        if emb.get("base_url") and getattr(exc, "sqlstate", None) in ("08000", "08001"):
+            fail(message(exc), sqlstate=exc.sqlstate,  # the usual hint names a setting that does not apply
+                 hint=f"the vectorizer {vectorizer_name!r} pins base_url => {emb['base_url']!r} in its "
+                      "embedding config, so the host settings do not apply: start a model server there, "
+                      "or create the vectorizer again without base_url")
+        raise
+    for v in got:
+        if len(v) != dims:
+            fail(f"model {emb['model']!r} returned {len(v)} dimensions, the vectorizer "
+                 f"{vectorizer_name!r} stores {dims}", sqlstate="42804",
+                 hint="recreate the vectorizer with the model's dimensions")
+    return got
+
+
+def embed_texts(emb: dict, texts: list[str], batch_size: int, vectorizer_name: str) -> tuple[list, int]:
+    """Embed texts in requests of batch_size; return the vectors and the request count."""
+    size = max(1, int(batch_size))
+    vectors: list[list[float]] = []
+    calls = 0
+    for start in range(0, len(texts), size):
+        vectors.extend(embed_request(emb, texts[start:start + size], vectorizer_name))
+        calls += 1
+    return vectors, calls

@@ -1,0 +1,131 @@
+"""Every statement the engine runs on a vectorizer's tables, prepared once per catalog state.
+
+The one place where identifiers meet SQL text: relation names arrive as ``regclass`` text
+(quoted and qualified by PostgreSQL), column names are quoted here with ``quote_ident``.
+Functions and operators are schema-qualified, so nothing resolves through a search_path
+another role could write to. Keys travel as JSON arrays of objects, read back with
+``jsonb_populate_recordset`` over the queue's row type (whose key columns are base types).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import plpy
+
+from .catalog import Vectorizer
+
+_CACHE: dict[tuple, "Statements"] = {}
+
+
+def _q(name: str) -> str:
+    return plpy.quote_ident(name)
+
+
+@dataclass
+class Statements:
+    """Prepared plans for one vectorizer (see ``build``)."""
+
+    claim: Any
+    claim_ids: Any
+    claim_same_keys: Any
+    has_work: Any
+    read_source: Any
+    read_store: Any
+    delete_store: Any
+    insert_store: Any
+    delete_items: Any
+    back_off: Any
+    park: Any
+    store_size: Any
+    has_index: Any
+    enqueue_all: Any
+    create_index: str           # text with {opclass} and {with_opts} to fill in
+
+
+def for_vectorizer(vz: Vectorizer) -> Statements:
+    """The prepared statements of a vectorizer (cached per catalog state)."""
+    key = vz.cache_key()
+    if key not in _CACHE:
+        _CACHE[key] = build(vz)
+    return _CACHE[key]
+
+
+def build(vz: Vectorizer) -> Statements:
+    """Prepare every statement for one vectorizer."""
+    pk = vz.pk
+    cols = ", ".join(_q(c) for c in pk)
+    eq = "OPERATOR(pg_catalog.=)"
+
+    def key_of(alias: str) -> str:
+        pairs = ", ".join(f"{plpy.quote_literal(c)}, {alias}.{_q(c)}" for c in pk)
+        return f"pg_catalog.jsonb_build_object({pairs})"
+
+    def join(a: str, b: str) -> str:
+        return " AND ".join(f"{a}.{_q(c)} {eq} {b}.{_q(c)}" for c in pk)
+
+    def lock(alias: str) -> str:
+        row = ", ".join(f"{alias}.{_q(c)}" for c in pk)
+        return (f"pg_catalog.pg_try_advisory_xact_lock({vz.id}, "
+                f"pg_catalog.hashtext(ROW({row})::pg_catalog.text))")
+
+    keys = f"pg_catalog.jsonb_populate_recordset(NULL::{vz.queue}, $1::pg_catalog.jsonb)"
+    fields = ", ".join(f"{plpy.quote_literal(c)}, s.{_q(c)}::pg_catalog.text"
+                       for c in (vz.config.get("formatting") or {}).get("columns", []))
+    column = _q(vz.config["loading"]["column_name"])
+    due = "(q._retry_after IS NULL OR q._retry_after OPERATOR(pg_catalog.<=) pg_catalog.now())"
+    return Statements(
+        claim=plpy.prepare(f"""
+            SELECT q._id AS id, {key_of('q')}::pg_catalog.text AS key FROM {vz.queue} q
+            WHERE {due} AND NOT q._id OPERATOR(pg_catalog.=) ANY($2) AND {lock('q')}
+            ORDER BY q._id LIMIT $1
+            FOR UPDATE OF q SKIP LOCKED""", ["int", "bigint[]"]),
+        claim_ids=plpy.prepare(f"""
+            SELECT q._id AS id, {key_of('q')}::pg_catalog.text AS key FROM {vz.queue} q
+            WHERE q._id OPERATOR(pg_catalog.=) ANY($1) AND {lock('q')}
+            FOR UPDATE OF q SKIP LOCKED""", ["bigint[]"]),
+        claim_same_keys=plpy.prepare(f"""
+            SELECT q._id AS id FROM {vz.queue} q JOIN {keys} k ON {join('q', 'k')}
+            WHERE NOT q._id OPERATOR(pg_catalog.=) ANY($2)
+            FOR UPDATE OF q SKIP LOCKED""", ["text", "bigint[]"]),
+        has_work=plpy.prepare(f"SELECT EXISTS (SELECT 1 FROM {vz.queue} q WHERE {due}) AS yes"),
+        read_source=plpy.prepare(f"""
+            SELECT {key_of('s')}::pg_catalog.text AS key, s.{column}::pg_catalog.text AS content,
+                   pg_catalog.jsonb_build_object({fields})::pg_catalog.text AS fields
+            FROM {vz.source} s JOIN {keys} k ON {join('s', 'k')}""", ["text"]),
+        read_store=plpy.prepare(f"""
+            SELECT {key_of('st')}::pg_catalog.text AS key, st.chunk_seq, st.chunk, st.embedded_md5,
+                   st.embedding::pg_catalog.text AS embedding
+            FROM {vz.store} st JOIN {keys} k ON {join('st', 'k')}""", ["text"]),
+        delete_store=plpy.prepare(f"""
+            DELETE FROM {vz.store} st USING {keys} k WHERE {join('st', 'k')}""", ["text"]),
+        insert_store=plpy.prepare(f"""
+            INSERT INTO {vz.store} ({cols}, chunk_seq, chunk, embedding, embedded_md5)
+            SELECT {cols}, chunk_seq, chunk, embedding, embedded_md5
+            FROM pg_catalog.jsonb_populate_recordset(NULL::{vz.store}, $1::pg_catalog.jsonb)""", ["text"]),
+        delete_items=plpy.prepare(
+            f"DELETE FROM {vz.queue} q WHERE q._id OPERATOR(pg_catalog.=) ANY($1)", ["bigint[]"]),
+        back_off=plpy.prepare(f"""
+            UPDATE {vz.queue} q SET _attempts = q._attempts OPERATOR(pg_catalog.+) 1, _last_error = $2,
+                   _retry_after = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(
+                       secs => LEAST($3 OPERATOR(pg_catalog.*) pg_catalog.power(2::float8, q._attempts::float8), 3600::float8))
+            WHERE q._id OPERATOR(pg_catalog.=) ANY($1)""", ["bigint[]", "text", "float8"]),
+        park=plpy.prepare(f"""
+            WITH parked AS (DELETE FROM {vz.queue} q WHERE q._id OPERATOR(pg_catalog.=) ANY($1)
+                              AND q._attempts OPERATOR(pg_catalog.>=) $2
+                            RETURNING {cols}, _attempts, _last_error)
+            INSERT INTO {vz.failed} ({cols}, _attempts, _last_error)
+            SELECT {cols}, _attempts, _last_error FROM parked""", ["bigint[]", "int"]),
+        store_size=plpy.prepare(
+            f"SELECT pg_catalog.count(*) AS n FROM (SELECT 1 FROM {vz.store} LIMIT $1) s", ["int"]),
+        has_index=plpy.prepare(f"""
+            SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+                           JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) c.relam
+                           WHERE i.indrelid OPERATOR(pg_catalog.=) {plpy.quote_literal(vz.store)}::pg_catalog.regclass
+                             AND am.amname OPERATOR(pg_catalog.=) ANY('{{hnsw,ivfflat}}')) AS yes"""),
+        enqueue_all=plpy.prepare(f"INSERT INTO {vz.queue} ({cols}) SELECT {cols} FROM {vz.source}"),
+        create_index=(f"CREATE INDEX IF NOT EXISTS {_q(vz.store_table[:45] + '_embedding_hnsw')} "
+                      f"ON {vz.store} USING hnsw (embedding {{opclass}}){{with_opts}}"),
+    )

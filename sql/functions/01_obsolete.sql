@@ -1,0 +1,14 @@
+-- Re-applied on every install, early: what earlier versions installed and this one replaced.
+-- One job per vectorizer gave way to one scheduler per database (35_scheduler).
+DO $$
+BEGIN
+    IF to_regclass('cron.job') IS NOT NULL THEN
+        PERFORM cron.unschedule(j.jobid) FROM cron.job j WHERE j.jobname LIKE 'pgweave\_vectorizer\_%';
+    END IF;
+END
+$$;
+DROP PROCEDURE IF EXISTS ai._vectorizer_job(int);
+DROP FUNCTION IF EXISTS ai._job_name(int);
+DROP FUNCTION IF EXISTS ai._schedule_vectorizer(int);
+DROP VIEW IF EXISTS ai.vectorizer_status;
+DROP FUNCTION IF EXISTS ai._vectorizer_counts(int);

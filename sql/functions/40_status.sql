@@ -1,0 +1,65 @@
+-- Re-applied on every install: what operators look at.
+
+-- Parked items and stored chunks of a vectorizer; for the status view. SECURITY DEFINER like
+-- vectorizer_queue_pending: counts, never contents. Stored chunks are counted only for a
+-- caller who may read the store (how many chunks exist says something about the data).
+CREATE OR REPLACE FUNCTION ai._vectorizer_counts(vectorizer_id int, reader name,
+                                                 OUT failed_items bigint, OUT stored_chunks bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+BEGIN
+    IF ai._is_plain_table(v.failed_relid) THEN
+        EXECUTE format('SELECT pg_catalog.count(*) FROM %s', v.failed_relid::regclass) INTO failed_items;
+    END IF;
+    IF ai._is_plain_table(v.target_relid) AND has_table_privilege(reader, v.target_relid, 'SELECT') THEN
+        EXECUTE format('SELECT pg_catalog.count(*) FROM %s', v.target_relid::regclass) INTO stored_chunks;
+    END IF;
+END
+$$;
+
+-- One row per vectorizer: where it reads and writes, how much is waiting, how it went, and who
+-- processes it. backlog_done / backlog_total: the current backlog (the backfill, or the burst
+-- since the queue was last empty) — items processed of it, and those plus what is pending.
+CREATE OR REPLACE VIEW ai.vectorizer_status WITH (security_invoker = true) AS
+SELECT
+    v.id,
+    v.name,
+    ai._qualified(v.source_schema, v.source_table) AS source_table,
+    ai._qualified(v.view_schema, v.view_name) AS view,
+    ai._qualified(v.target_schema, v.target_table) AS target_table,
+    ai.vectorizer_queue_pending(v.id) AS pending_items,
+    c.failed_items,
+    c.stored_chunks,
+    p.items_processed,
+    p.chunks_embedded,
+    p.chunks_reused,
+    p.model_calls,
+    p.last_success_at,
+    p.last_error_at,
+    p.last_error,
+    v.config->'embedding'->>'implementation' || ':' || (v.config->'embedding'->>'model') AS embedding_model,
+    CASE
+        WHEN v.config->'scheduling'->>'implementation' = 'none' THEN 'manual'
+        WHEN (v.config->'scheduling'->>'disabled')::boolean THEN 'disabled'
+        ELSE 'background'
+    END AS schedule,
+    ai._processed_by(v.id) AS processed_by,
+    coalesce((v.config->'scheduling'->>'disabled')::boolean, false) AS disabled,
+    p.items_processed - p.backlog_base AS backlog_done,
+    p.items_processed - p.backlog_base + coalesce(ai.vectorizer_queue_pending(v.id), 0) AS backlog_total,
+    p.backlog_started_at,
+    p.last_run_at,
+    p.last_run_by,
+    'embedding'::text AS embedding_column,
+    v.owner
+FROM ai.vectorizer v
+CROSS JOIN LATERAL ai._vectorizer_counts(v.id, current_user) c
+LEFT JOIN ai._vectorizer_progress p ON p.vectorizer_id = v.id;
+
+-- Errors, newest first, with the vectorizer's name (visible to its owner's members).
+CREATE OR REPLACE VIEW ai.vectorizer_errors WITH (security_invoker = true) AS
+SELECT e.id, e.vectorizer_id, v.name, e.recorded, e.message, e.details
+FROM ai._vectorizer_errors e
+LEFT JOIN ai.vectorizer v ON v.id = e.vectorizer_id;
