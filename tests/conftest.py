@@ -118,7 +118,7 @@ def template_dsn(pg_server) -> str:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
     dsn = _with_dbname(pg_server, TEMPLATE_DB)
-    install(dsn)
+    install(dsn, background=False)  # a scheduler connected to it would block CREATE DATABASE ... TEMPLATE
     return dsn
 
 
@@ -204,3 +204,45 @@ def cron_db(pg_server, model_server_url) -> str:
         conn.execute(f"""ALTER DATABASE "{name}" SET ai.ollama_host = '{model_server_url}'""")
     install(dsn)
     return dsn
+
+
+APP_OWNER = "app_owner"
+
+
+@pytest.fixture(scope="session")
+def background_db(pg_server, model_server_url) -> Iterator[str]:
+    """An application database that is not pg_cron's, installed by a superuser with background
+    processing (its scheduler runs from pg_cron's database), and a table owner who is not a
+    superuser: the role `app_owner`, granted ai usage, owning schema `app`. Yields the
+    superuser DSN; `role_dsn(dsn, APP_OWNER)` connects as the owner."""
+    from pgweave.install import uninstall
+
+    name = f"app_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        cron_name = conn.execute("SHOW cron.database_name").fetchone()[0]
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (cron_name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{cron_name}"')
+        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(f"ALTER DATABASE {name} SET ai.ollama_host = '{model_server_url}'")
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_OWNER,)).fetchone():
+            conn.execute(f"CREATE ROLE {APP_OWNER} LOGIN")
+    dsn = _with_dbname(pg_server, name)
+    install(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"SELECT ai.grant_ai_usage('{APP_OWNER}')")
+        conn.execute(f"CREATE SCHEMA app AUTHORIZATION {APP_OWNER}")
+    yield dsn
+    uninstall(dsn, drop_stores=True)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def wait_until(conn, sql: str, timeout: float, params=None) -> None:
+    """Poll until the query's first column is true, failing with the query after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not conn.execute(sql, params).fetchone()[0]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout:.0f} s: {sql}")
+        time.sleep(0.2)

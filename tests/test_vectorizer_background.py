@@ -1,60 +1,131 @@
-"""Background by default: with pg_cron, nothing but Postgres and the model server is needed."""
+"""Background sync in any database, for a table owner who is not a superuser, at any number
+of vectorizers: one scheduler per database, run by pg_cron from pg_cron's own database."""
 
 from __future__ import annotations
 
-import time
-
 import psycopg
+import pytest
+
+from conftest import APP_OWNER, role_dsn, wait_until
+
+VECTORIZERS = 20
 
 
-def _wait_for(conn, sql: str, timeout: float) -> float:
-    start = time.monotonic()
-    while not conn.execute(sql).fetchone()[0]:
-        assert time.monotonic() - start < timeout, f"not true after {timeout:.0f}s: {sql}"
-        time.sleep(0.1)
-    return time.monotonic() - start
+def _count_chunks_sql(n: int, expected: int) -> str:
+    return " AND ".join(f"(SELECT count(*) FROM app.bg_{i}_embedding) = {expected}" for i in range(n))
 
 
-def test_pg_cron_schedules_a_resident_job_that_keeps_the_store_in_sync(cron_db):
-    with psycopg.connect(cron_db, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS bg_notes CASCADE")
-        conn.execute("CREATE TABLE bg_notes (id int PRIMARY KEY, body text)")
-        conn.execute("INSERT INTO bg_notes VALUES (1, 'Existing note to backfill.')")
-        vid = conn.execute("""SELECT ai.create_vectorizer('bg_notes'::regclass,
-            loading => ai.loading_column('body'), embedding => ai.embedding_ollama('all-minilm', 384))""").fetchone()[0]
-        try:
-            impl, job_active, schedule = conn.execute("""
-                SELECT v.config->'scheduling'->>'implementation', j.active, s.schedule
-                FROM ai.vectorizer v JOIN cron.job j ON j.jobname = 'pgweave_vectorizer_' || v.id
-                JOIN ai.vectorizer_status s ON s.id = v.id WHERE v.id = %s""", (vid,)).fetchone()
-            assert (impl, job_active, schedule) == ("cron", True, "cron")
-            # pg_cron starts the job at the next minute; from then on it stays resident.
-            _wait_for(conn, "SELECT count(*) = 1 FROM bg_notes_embedding", 90)
-            conn.execute("INSERT INTO bg_notes VALUES (2, 'A new note, embedded in the background.')")
-            conn.execute("UPDATE bg_notes SET body = 'The existing note, edited.' WHERE id = 1")
-            _wait_for(conn, """SELECT count(*) = 2 AND bool_and(chunk <> 'Existing note to backfill.')
-                               FROM bg_notes_embedding""", 30)
-            conn.execute("SELECT ai.disable_vectorizer_schedule(%s)", (vid,))
-            assert conn.execute("SELECT active FROM cron.job WHERE jobname = 'pgweave_vectorizer_' || %s",
-                                (vid,)).fetchone()[0] is False
-            assert conn.execute("SELECT schedule FROM ai.vectorizer_status WHERE id = %s", (vid,)).fetchone()[0] == "disabled"
-            conn.execute("SELECT ai.enable_vectorizer_schedule(%s)", (vid,))
-            assert conn.execute("SELECT active FROM cron.job WHERE jobname = 'pgweave_vectorizer_' || %s",
-                                (vid,)).fetchone()[0] is True
-        finally:
-            conn.execute("SELECT ai.drop_vectorizer(%s, drop_all => true)", (vid,))
-            conn.execute("DROP TABLE bg_notes")
-        assert conn.execute("SELECT count(*) FROM cron.job WHERE jobname = 'pgweave_vectorizer_' || %s",
-                            (vid,)).fetchone()[0] == 0
+def test_install_schedules_the_scheduler_in_pg_crons_database(background_db, pg_server):
+    with psycopg.connect(background_db) as conn:
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        cron_db, jobs, backends = conn.execute(
+            "SELECT cron_database, job_names, backends FROM ai._scheduler").fetchone()
+    assert cron_db != database, "the test database must not be pg_cron's own"
+    with psycopg.connect(psycopg.conninfo.make_conninfo(pg_server, dbname=cron_db)) as cron:
+        scheduled = cron.execute("SELECT jobname, command FROM cron.job WHERE database = %s ORDER BY jobname",
+                                 (database,)).fetchall()
+    assert scheduled == [(name, f"CALL ai._scheduler({slot})") for slot, name in enumerate(jobs, start=1)]
+    assert len(scheduled) == backends == 2
 
 
-def test_scheduling_cron_without_pg_cron_says_what_to_do(db):
-    with psycopg.connect(db) as conn:
+def test_an_owner_gets_background_sync_for_twenty_vectorizers_on_two_backends(background_db):
+    owner = role_dsn(background_db, APP_OWNER)
+    with psycopg.connect(owner, autocommit=True) as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0] is False
+        for i in range(VECTORIZERS):
+            conn.execute(f"CREATE TABLE app.bg_{i} (id int PRIMARY KEY, body text)")
+            conn.execute(f"INSERT INTO app.bg_{i} VALUES (1, 'existing row of table {i}')")
+            conn.execute(f"""SELECT ai.create_vectorizer('app.bg_{i}'::regclass, loading => ai.loading_column('body'),
+                             embedding => ai.embedding_ollama('all-minilm', 384))""")
+        # pg_cron starts the scheduler at the next minute; then it serves all twenty.
+        wait_until(conn, "SELECT " + _count_chunks_sql(VECTORIZERS, 1), 150)
+        for i in range(VECTORIZERS):
+            conn.execute(f"INSERT INTO app.bg_{i} VALUES (2, 'a new row of table {i}')")
+        wait_until(conn, "SELECT " + _count_chunks_sql(VECTORIZERS, 2), 60)
+        assert {r[0] for r in conn.execute("SELECT processed_by FROM ai.vectorizer_status")} == {"background"}
+        assert conn.execute("SELECT count(*) FROM ai.vectorizer_status WHERE last_run_by = 'background'"
+                            ).fetchone()[0] == VECTORIZERS
+    with psycopg.connect(background_db) as conn:
+        backends = conn.execute("""SELECT count(*) FROM pg_stat_activity
+                                   WHERE datname = current_database() AND query LIKE 'CALL ai._scheduler(%%'""").fetchone()[0]
+    assert 1 <= backends <= 2
+
+
+def test_a_disabled_schedule_is_skipped_and_the_others_go_on(background_db):
+    owner = role_dsn(background_db, APP_OWNER)
+    with psycopg.connect(owner, autocommit=True) as conn:
+        for name in ("paused", "running"):
+            conn.execute(f"CREATE TABLE app.{name} (id int PRIMARY KEY, body text)")
+            conn.execute(f"""SELECT ai.create_vectorizer('app.{name}'::regclass, loading => ai.loading_column('body'),
+                             embedding => ai.embedding_ollama('all-minilm', 384))""")
+        conn.execute("SELECT ai.disable_vectorizer_schedule('paused_embedding')")
+        assert conn.execute("SELECT schedule, disabled FROM ai.vectorizer_status WHERE name = 'paused_embedding'"
+                            ).fetchone() == ("disabled", True)
+        assert conn.execute("SELECT processed_by FROM ai.vectorizer_status WHERE name = 'paused_embedding'"
+                            ).fetchone()[0].startswith("nobody: its schedule is disabled")
+        conn.execute("INSERT INTO app.paused VALUES (1, 'waits while paused')")
+        conn.execute("INSERT INTO app.running VALUES (1, 'written after the paused one')")
+        # The scheduler serves every enabled vectorizer each round: once the later write is
+        # embedded, a round has passed the paused one by.
+        wait_until(conn, "SELECT count(*) = 1 FROM app.running_embedding", 90)
+        wait_until(conn, "SELECT last_run_at IS NOT NULL FROM ai.vectorizer_status WHERE name = 'running_embedding'", 10)
+        assert conn.execute("SELECT count(*) FROM app.paused_embedding").fetchone()[0] == 0
+        assert conn.execute("SELECT ai.vectorizer_queue_pending('paused_embedding')").fetchone()[0] == 1
+        conn.execute("SELECT ai.enable_vectorizer_schedule('paused_embedding')")
+        wait_until(conn, "SELECT count(*) = 1 FROM app.paused_embedding", 30)
+
+
+def test_a_database_without_background_processing_says_so_and_how_to_fix_it(db):
+    notices: list[str] = []
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
         conn.execute("CREATE TABLE t (id int PRIMARY KEY, body text)")
-        try:
-            conn.execute("""SELECT ai.create_vectorizer('t'::regclass, loading => ai.loading_column('body'),
-                embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_cron())""")
-        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
-            assert "pg_cron" in exc.diag.message_primary and "pgweave worker" in exc.diag.message_hint
-        else:
-            raise AssertionError("scheduling_cron was accepted without pg_cron")
+        conn.execute("""SELECT ai.create_vectorizer('t'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384))""")
+        by = conn.execute("SELECT processed_by FROM ai.vectorizer_status").fetchone()[0]
+    assert by.startswith("nobody: background processing was never arranged") and "pgweave install" in by
+    assert any("nothing will process it" in n and "pgweave worker" in n for n in notices), notices
+
+
+def test_scheduling_none_without_a_worker_is_flagged(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, body text)")
+        conn.execute("""SELECT ai.create_vectorizer('t'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none())""")
+        assert conn.execute("SELECT processed_by FROM ai.vectorizer_status").fetchone()[0].startswith(
+            "nobody: it has scheduling_none and no pgweave worker was seen")
+        conn.execute("SELECT ai._worker_heartbeat('host:123', NULL)")
+        assert conn.execute("SELECT processed_by FROM ai.vectorizer_status").fetchone()[0].startswith(
+            "worker host:123")
+
+
+def _cron_jobs(pg_server: str, database: str) -> list[str]:
+    with psycopg.connect(pg_server) as conn:
+        cron_db = conn.execute("SHOW cron.database_name").fetchone()[0]
+    with psycopg.connect(psycopg.conninfo.make_conninfo(pg_server, dbname=cron_db)) as cron:
+        return [r[0] for r in cron.execute("SELECT jobname FROM cron.job WHERE database = %s", (database,))]
+
+
+@pytest.mark.parametrize("drop_stores", [False, True])
+def test_uninstall_leaves_no_job_trigger_or_schema_behind(empty_db, pg_server, drop_stores):
+    from pgweave.install import install, uninstall
+
+    install(empty_db)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+        conn.execute("""SELECT ai.create_vectorizer('notes'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), enqueue_existing => false)""")
+    assert len(_cron_jobs(pg_server, database)) == 2
+    summary = uninstall(empty_db, drop_stores=drop_stores)
+    assert "1 vectorizer(s) removed" in summary and "2 pg_cron job(s)" in summary
+    assert _cron_jobs(pg_server, database) == []
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regnamespace('ai')").fetchone()[0] is None
+        assert conn.execute("SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'pgweave%%'").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'notes'::regclass").fetchone()[0] == 0
+        kept = conn.execute("SELECT to_regclass('notes_embedding_store') IS NOT NULL").fetchone()[0]
+        assert kept is (not drop_stores)
+        conn.execute("INSERT INTO notes VALUES (1, 'writes to the table go on')")
+        if drop_stores:
+            conn.execute("DROP EXTENSION vector")

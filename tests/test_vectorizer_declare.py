@@ -164,11 +164,11 @@ def test_only_the_owner_may_create_and_grant_to_lets_roles_read(db):
         execute_vectorizer(db, "blog_embedding")
         with psycopg.connect(role_dsn(db, "reader")) as conn:
             assert conn.execute("SELECT count(*) FROM blog_embedding").fetchone()[0] == 3
-            # blog has no row-level security, so neither has its store: grant_to's SELECT on it
-            # reads every chunk (tests/reliability/test_security.py: with row-level security).
+            # The store is always protected by the source's rights: reader may read blog, so it
+            # reads every chunk (tests/reliability/test_security.py: column grants, revokes, RLS).
             assert conn.execute("SELECT count(*) FROM blog_embedding_store").fetchone()[0] == 3
             assert conn.execute("""SELECT relrowsecurity FROM pg_class
-                                   WHERE oid = 'blog_embedding_store'::regclass""").fetchone()[0] is False
+                                   WHERE oid = 'blog_embedding_store'::regclass""").fetchone()[0] is True
         with psycopg.connect(role_dsn(db, "outsider")) as conn:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("SELECT count(*) FROM blog_embedding")

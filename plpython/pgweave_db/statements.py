@@ -74,6 +74,10 @@ def build(vz: Vectorizer) -> Statements:
     fields = ", ".join(f"{plpy.quote_literal(c)}, s.{_q(c)}::pg_catalog.text"
                        for c in (vz.config.get("formatting") or {}).get("columns", []))
     column = _q(vz.config["loading"]["column_name"])
+    vector_schema = plpy.execute("""
+        SELECT n.nspname FROM pg_catalog.pg_extension e
+        JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+        WHERE e.extname OPERATOR(pg_catalog.=) 'vector'""")[0]["nspname"]
     due = "(q._retry_after IS NULL OR q._retry_after OPERATOR(pg_catalog.<=) pg_catalog.now())"
     return Statements(
         claim=plpy.prepare(f"""
@@ -127,5 +131,5 @@ def build(vz: Vectorizer) -> Statements:
                              AND am.amname OPERATOR(pg_catalog.=) ANY('{{hnsw,ivfflat}}')) AS yes"""),
         enqueue_all=plpy.prepare(f"INSERT INTO {vz.queue} ({cols}) SELECT {cols} FROM {vz.source}"),
         create_index=(f"CREATE INDEX IF NOT EXISTS {_q(vz.store_table[:45] + '_embedding_hnsw')} "
-                      f"ON {vz.store} USING hnsw (embedding {{opclass}}){{with_opts}}"),
+                      f"ON {vz.store} USING hnsw (embedding {_q(vector_schema)}.{{opclass}}){{with_opts}}"),
     )

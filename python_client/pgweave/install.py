@@ -43,11 +43,15 @@ def _connected(dsn: str) -> Iterator[sqlalchemy.Connection]:
         engine.dispose()
 
 
-def install(dsn: str, revision: str = "head") -> str:
-    """Upgrade the database at ``dsn`` to ``revision``; return the installed version."""
+def install(dsn: str, revision: str = "head", background: bool = True) -> str:
+    """Upgrade the database at ``dsn`` to ``revision``; return the installed version.
+
+    At head, ``background`` also arranges background processing (``arrange_background``);
+    pass False for a template database, which must have no scheduler connected to it.
+    """
     with _connected(dsn) as connection:
         command.upgrade(alembic_config(connection), revision)
-    if revision == "head":
+    if revision == "head" and background:
         arrange_background(dsn)
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT to_regclass('ai.pgweave_install') IS NOT NULL").fetchone()

@@ -41,22 +41,11 @@ import json
 return json.dumps(GD["pgweave"].engine.step(vectorizer_id, skip, create_index, runner, only_if_work))
 $python$;
 
--- Refuse to start a procedure that commits inside a transaction block (its first COMMIT would
--- fail after work was done): there, the transaction began before the statement did.
-CREATE OR REPLACE FUNCTION ai._require_own_transaction(procedure_name text) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF now() < statement_timestamp() THEN
-        RAISE EXCEPTION '% commits after every batch and cannot run inside a transaction block', procedure_name
-            USING ERRCODE = '2D000', HINT = 'CALL it outside BEGIN ... COMMIT (autocommit)';
-    END IF;
-END
-$$;
-
 -- Drain a vectorizer's queue now, in committed batches (max_batches: stop after that many).
 -- Its owner's members and superusers may; the work runs with the owner's rights. Errors come
 -- without PL/Python's class prefix: each batch runs in a function, between commits here.
+-- Inside a transaction block it fails at once with PostgreSQL's "invalid transaction
+-- termination" (SQLSTATE 2D000; the first thing it does is commit): CALL it in autocommit.
 CREATE OR REPLACE PROCEDURE ai.execute_vectorizer(vectorizer_id int, max_batches int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
@@ -67,7 +56,7 @@ DECLARE
     batches int := 0;
     err_message text; err_state text; err_detail text; err_hint text;
 BEGIN
-    PERFORM ai._require_own_transaction('ai.execute_vectorizer');
+    COMMIT;   -- fails at once inside a transaction block, before any work
     PERFORM ai._managed_vectorizer(vectorizer_id, 'process it');
     LOOP
         EXIT WHEN max_batches IS NOT NULL AND batches OPERATOR(pg_catalog.>=) max_batches;
@@ -96,7 +85,6 @@ CREATE OR REPLACE PROCEDURE ai.execute_vectorizer(name text, max_batches int DEF
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    PERFORM ai._require_own_transaction('ai.execute_vectorizer');
     CALL ai.execute_vectorizer(ai._vectorizer_id(name), max_batches);
 END
 $$;

@@ -1,21 +1,38 @@
 -- Re-applied on every install: what operators look at.
 
--- Parked items and stored chunks of a vectorizer; for the status view. SECURITY DEFINER like
--- vectorizer_queue_pending: counts, never contents. Stored chunks are counted only for a
--- caller who may read the store (how many chunks exist says something about the data).
-CREATE OR REPLACE FUNCTION ai._vectorizer_counts(vectorizer_id int, reader name,
-                                                 OUT failed_items bigint, OUT stored_chunks bigint)
+-- Parked items of a vectorizer; for the status view. SECURITY DEFINER like
+-- vectorizer_queue_pending: a count, never contents.
+CREATE OR REPLACE FUNCTION ai._failed_items(vectorizer_id int) RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v ai.vectorizer := ai._vectorizer(vectorizer_id);
+    n bigint;
 BEGIN
     IF ai._is_plain_table(v.failed_relid) THEN
-        EXECUTE format('SELECT pg_catalog.count(*) FROM %s', v.failed_relid::regclass) INTO failed_items;
+        EXECUTE format('SELECT pg_catalog.count(*) FROM %s', v.failed_relid::regclass) INTO n;
     END IF;
-    IF ai._is_plain_table(v.target_relid) AND has_table_privilege(reader, v.target_relid, 'SELECT') THEN
-        EXECUTE format('SELECT pg_catalog.count(*) FROM %s', v.target_relid::regclass) INTO stored_chunks;
+    RETURN n;
+END
+$$;
+
+-- The chunks of a vectorizer's store the caller can see (its rights and the store's policies
+-- decide, so how many chunks exist says nothing a reader could not count itself); NULL for a
+-- caller who may not read the store.
+CREATE OR REPLACE FUNCTION ai._stored_chunks(vectorizer_id int) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+    n bigint;
+BEGIN
+    IF NOT ai._is_plain_table(v.target_relid) OR NOT has_table_privilege(v.target_relid, 'SELECT') THEN
+        RETURN NULL;
     END IF;
+    EXECUTE format('SELECT pg_catalog.count(*) FROM %s', v.target_relid::regclass) INTO n;
+    RETURN n;
+EXCEPTION WHEN insufficient_privilege THEN
+    RETURN NULL;   -- the store's policy reads source columns the caller may not read
 END
 $$;
 
@@ -30,8 +47,8 @@ SELECT
     ai._qualified(v.view_schema, v.view_name) AS view,
     ai._qualified(v.target_schema, v.target_table) AS target_table,
     ai.vectorizer_queue_pending(v.id) AS pending_items,
-    c.failed_items,
-    c.stored_chunks,
+    ai._failed_items(v.id) AS failed_items,
+    ai._stored_chunks(v.id) AS stored_chunks,
     p.items_processed,
     p.chunks_embedded,
     p.chunks_reused,
@@ -55,7 +72,6 @@ SELECT
     'embedding'::text AS embedding_column,
     v.owner
 FROM ai.vectorizer v
-CROSS JOIN LATERAL ai._vectorizer_counts(v.id, current_user) c
 LEFT JOIN ai._vectorizer_progress p ON p.vectorizer_id = v.id;
 
 -- Errors, newest first, with the vectorizer's name (visible to its owner's members).
