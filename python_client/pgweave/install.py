@@ -153,6 +153,9 @@ def uninstall(dsn: str, drop_stores: bool = False) -> str:
     views stay (they are the user's data) unless ``drop_stores``. Returns a summary."""
     removed_jobs = remove_background(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        # Scheduler runs already started stay resident for up to a minute: end them now.
+        conn.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                        WHERE datname = current_database() AND query LIKE 'CALL ai.\\_scheduler(%'""")
         has_ai = conn.execute("SELECT to_regclass('ai.vectorizer') IS NOT NULL").fetchone()[0]
         vectorizers = conn.execute("SELECT id FROM ai.vectorizer ORDER BY id").fetchall() if has_ai else []
         with conn.transaction():

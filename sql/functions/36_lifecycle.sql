@@ -361,7 +361,12 @@ AS $$
 DECLARE
     v ai.vectorizer := ai._managed_vectorizer(vectorizer_id, 'drop it');
 BEGIN
-    -- The catalog row goes first: the drop event trigger refuses to drop a queue it still names.
+    -- The queue first, as the engine takes it: a batch in flight finishes before the drop goes
+    -- on, and none starts (the reverse order deadlocks with the batch's progress update).
+    IF ai._owned_by(v.queue_relid, v.owner) THEN
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v.queue_relid::regclass);
+    END IF;
+    -- The catalog row goes next: the drop event trigger refuses to drop a queue it still names.
     DELETE FROM ai._vectorizer_errors WHERE ai._vectorizer_errors.vectorizer_id = v.id;
     DELETE FROM ai.vectorizer WHERE id = v.id;
     IF ai._owned_by(v.source_relid, v.owner) THEN
