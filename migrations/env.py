@@ -7,7 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import text
 
-from pgweave.install import VERSION_TABLE, engine_for
+from pgweave.install import VERSION_TABLE, arrange_background, engine_for, remove_background
 from pgweave.schema import apply_code
 
 config = context.config
@@ -39,9 +39,16 @@ if context.is_offline_mode():
 
 connection = config.attributes.get("connection")
 if connection is not None:
-    _run(connection)
+    _run(connection)   # pgweave install: it arranges background processing itself
 else:
     engine = engine_for(_dsn())
     with engine.connect() as conn:
         _run(conn)
         conn.commit()
+        at_head = set(context.get_context().get_current_heads()) == set(context.script.get_heads())
+        at_base = not context.get_context().get_current_heads()
+    # pg_cron's jobs live in another database: arranged (or removed) after the commit.
+    if at_head:
+        print(arrange_background(_dsn()))
+    elif at_base:
+        print(f"pg_cron jobs removed: {remove_background(_dsn())}")

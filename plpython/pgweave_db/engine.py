@@ -230,8 +230,10 @@ def record_error(vectorizer_id: int, exc: BaseException, items: int) -> str:
 
 
 def stops(exc: BaseException) -> bool:
-    """A cancel, timeout or shutdown: the engine must stop, not record it as a failure."""
-    return getattr(exc, "sqlstate", None) in _STOP_STATES
+    """PostgreSQL's own cancel, statement timeout or shutdown: the engine must stop, not record
+    it as a failure. (A model server's timeout also has SQLSTATE 57014: that one is a failure.)"""
+    state = getattr(exc, "sqlstate", None)
+    return state in _STOP_STATES and (state != "57014" or "canceling statement due to" in str(exc))
 
 
 def step(vectorizer_id: int, skip: list[int] | None, create_index: bool, runner: str,

@@ -154,11 +154,13 @@ def uninstall(dsn: str, drop_stores: bool = False) -> str:
     removed_jobs = remove_background(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         # Scheduler runs already started stay resident for up to a minute: end them now.
-        conn.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        conn.execute("""SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
                         WHERE datname = current_database() AND query LIKE 'CALL ai.\\_scheduler(%'""")
         has_ai = conn.execute("SELECT to_regclass('ai.vectorizer') IS NOT NULL").fetchone()[0]
         vectorizers = conn.execute("SELECT id FROM ai.vectorizer ORDER BY id").fetchall() if has_ai else []
         with conn.transaction():
+            if has_ai:   # a scheduler run pg_cron starts now waits, then finds nothing
+                conn.execute("LOCK TABLE ai._scheduler, ai.vectorizer IN ACCESS EXCLUSIVE MODE")
             for (vid,) in vectorizers:
                 conn.execute("SELECT ai.drop_vectorizer(%s, drop_all => %s)", (vid, drop_stores))
             conn.execute("DROP EVENT TRIGGER IF EXISTS pgweave_on_alter_table")

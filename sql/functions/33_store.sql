@@ -46,10 +46,10 @@ $$;
 --     role) sees and changes all of it, so chunks of rows it cannot see are still replaced
 --     and deleted;
 --   pgweave_source_rows: any other role sees the chunks of the source rows it can see. The
---     EXISTS runs with the caller's rights, so the source's own grants and policies decide;
---     it reads the embedded columns too, so a reader who may not read them there (a column
---     grant without them, or no SELECT at all) reads no chunk here. (OFFSET 0: one index probe
---     per chunk read, not a hash of the whole source per query.)
+--     EXISTS runs with the caller's rights, so the source's own grants and policies decide,
+--     and a reader who may not read an embedded column there (a column grant without it)
+--     reads no chunk here. (OFFSET 0: one index probe per chunk read, not a hash of the whole
+--     source per query.)
 -- Row-level security on the store is always on: the store's owner, superusers and BYPASSRLS
 -- roles are never subject to it. For a role subject to it, a full-text match on the store
 -- cannot use its GIN index (@@ is not leakproof, so it may not run before the policies).
@@ -71,23 +71,22 @@ BEGIN
             USING ((SELECT pg_catalog.has_table_privilege(%s::pg_catalog.oid, 'INSERT, UPDATE, DELETE')))
             WITH CHECK (true)$p$, store, store::oid);
     END IF;
-    -- The source columns the store's text comes from, read in the probe so that column
-    -- privileges hold: ("body" IS NULL OR true) reads "body" and keeps every row.
-    SELECT string_agg(format('(pgweave_source.%I IS NULL OR true)', c), ' AND ') INTO probe
+    -- The source columns the store's text comes from: a reader without SELECT on one of them
+    -- there reads no chunk here (checked once per query, without an error).
+    SELECT string_agg(format('(SELECT pg_catalog.has_column_privilege(%s::pg_catalog.oid, %L, ''SELECT''))',
+                             v.source_relid, c), ' AND ') INTO probe
     FROM unnest(ai._embedded_columns(v.config)) c
     WHERE EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v.source_relid AND a.attname = c
                   AND a.attnum > 0 AND NOT a.attisdropped);
-    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = store AND p.polname = 'pgweave_source_rows'
-               AND pg_get_expr(p.polqual, p.polrelid) NOT LIKE '%IS NULL%') THEN
-        EXECUTE format('DROP POLICY pgweave_source_rows ON %s', store);   -- from before column checks
+    -- Written anew each time: the embedded columns' names may have changed (37_follow).
+    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = store AND p.polname = 'pgweave_source_rows') THEN
+        EXECUTE format('DROP POLICY pgweave_source_rows ON %s', store);
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = store AND p.polname = 'pgweave_source_rows') THEN
-        -- The store is referred to by its bare name: that is how a policy names its own table.
-        EXECUTE format($p$CREATE POLICY pgweave_source_rows ON %s FOR SELECT
-            USING (EXISTS (SELECT 1 FROM %s pgweave_source WHERE %s AND %s OFFSET 0))$p$,
-            store, v.source_relid::regclass,
-            ai._pk_join(v.source_pk, 'pgweave_source', quote_ident(v.target_table)), coalesce(probe, 'true'));
-    END IF;
+    -- The store is referred to by its bare name: that is how a policy names its own table.
+    EXECUTE format($p$CREATE POLICY pgweave_source_rows ON %s FOR SELECT
+            USING (%s AND EXISTS (SELECT 1 FROM %s pgweave_source WHERE %s OFFSET 0))$p$,
+            store, coalesce(probe, 'true'), v.source_relid::regclass,
+            ai._pk_join(v.source_pk, 'pgweave_source', quote_ident(v.target_table)));
     IF NOT (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = store) THEN
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', store);
     END IF;

@@ -21,13 +21,24 @@ BEGIN
         CREATE OR REPLACE FUNCTION %1$s(op text, payload text) RETURNS text
         LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
         AS $python$
-if "pgweave" not in GD: plpy.execute("SELECT ai._load_python()")
+if "pgweave" not in GD:
+    plpy.error("pgweave's Python is not loaded in this session", sqlstate="55000",
+               hint="call engine operations through ai._engine_op or ai.execute_vectorizer")
 return GD["pgweave"].engine.run_op(%2$s, op, payload)
 $python$$fmt$, fn, v.id);
     EXECUTE format('REVOKE ALL ON FUNCTION %s(text, text) FROM PUBLIC', fn);
     EXECUTE format('ALTER FUNCTION %s(text, text) OWNER TO %I', fn, v.owner);
 END
 $func$;
+
+-- Load the in-database Python into this backend (with the caller's rights), so that a
+-- vectorizer's engine function, which runs as its owner, finds it loaded.
+CREATE OR REPLACE FUNCTION ai._python_ready() RETURNS boolean
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+return True
+$python$;
 
 -- One batch of a vectorizer (engine.step): JSON {"items", "idle", "failed"}, or {"error", ...}
 -- when it cannot even claim (recorded first, so that the caller commits the record).

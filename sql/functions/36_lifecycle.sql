@@ -182,14 +182,13 @@ END
 $$;
 
 -- The store's and view's names: from destination (a view name, 2024 form, or
--- ai.destination_table(...)'s JSON) and the explicit arguments; checked to be usable.
-CREATE OR REPLACE FUNCTION ai._validate_names(src_schema name, src_table name, destination text,
+-- ai.destination_table(...)'s JSON) and the explicit arguments.
+CREATE OR REPLACE FUNCTION ai._destination_names(src_schema name, src_table name, destination text,
     INOUT view_schema name, INOUT view_name name, INOUT target_schema name, INOUT target_table name)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     dest jsonb := '{}';
-    r record;
 BEGIN
     IF destination IS NOT NULL AND left(ltrim(destination), 1) = '{' THEN
         dest := destination::jsonb;
@@ -197,18 +196,30 @@ BEGIN
         dest := jsonb_build_object('destination', destination);
     END IF;
     view_schema := coalesce(view_schema, dest->>'view_schema', src_schema);
-    view_name := coalesce(view_name, dest->>'view_name', dest->>'destination', src_table || '_embedding');
+    view_name := coalesce(view_name, nullif(dest->>'view_name', ''), dest->>'destination', src_table || '_embedding');
     target_schema := coalesce(target_schema, dest->>'target_schema', view_schema);
     target_table := coalesce(target_table, dest->>'target_table', view_name || '_store');
-    FOR r IN SELECT * FROM (VALUES ('view', view_schema, view_name, coalesce(dest->>'view_name', dest->>'destination', view_name)),
-                                   ('store', target_schema, target_table, coalesce(dest->>'target_table', target_table))) t(kind, sch, rel, asked)
+END
+$$;
+
+-- The store's and view's names are usable: not empty, within 63 bytes (the store is named
+-- <view>_store), in a schema that exists, and not taken.
+CREATE OR REPLACE FUNCTION ai._validate_names(destination text, view_schema name, view_name name,
+                                              target_schema name, target_table name) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    asked text := CASE WHEN left(ltrim(coalesce(destination, '')), 1) = '{' THEN NULL ELSE destination END;
+BEGIN
+    IF asked = '' OR view_name = '' OR target_table = '' THEN
+        RAISE EXCEPTION 'the destination name must not be empty' USING ERRCODE = '42602',
+            HINT = 'pass destination => ''blog_embedding'' (a view name), or leave it out for <table>_embedding';
+    END IF;
+    FOR r IN SELECT * FROM (VALUES ('view', view_schema, view_name), ('store', target_schema, target_table)) t(kind, sch, rel)
     LOOP
-        IF coalesce(r.rel, '') = '' OR coalesce(r.asked, '') = '' THEN
-            RAISE EXCEPTION 'the % name must not be empty', r.kind USING ERRCODE = '42602',
-                HINT = 'pass destination => ''blog_embedding'' (a view name), or leave it out for <table>_embedding';
-        END IF;
-        IF octet_length(r.asked) > 63 OR octet_length(r.rel) > 63 THEN
-            RAISE EXCEPTION 'the % name % is longer than PostgreSQL''s 63 bytes', r.kind, quote_ident(coalesce(r.asked, r.rel))
+        IF octet_length(r.rel) > 63 OR (r.kind = 'view' AND octet_length(asked) > 63) THEN
+            RAISE EXCEPTION 'the % name % is longer than PostgreSQL''s 63 bytes', r.kind, quote_ident(r.rel)
                 USING ERRCODE = '42622',
                 HINT = 'pass a shorter destination => ...; the store is named <view>_store, so keep a view name to 57 bytes';
         END IF;
@@ -275,8 +286,8 @@ BEGIN
     processing := ai.processing_default() || coalesce(processing, '{}');
     PERFORM ai._validate_indexing_processing(indexing, processing);
 
-    SELECT * INTO rels FROM ai._validate_names(src_schema, src_table, destination,
-                                               view_schema, view_name, target_schema, target_table);
+    SELECT * INTO rels FROM ai._destination_names(src_schema, src_table, destination,
+                                                  view_schema, view_name, target_schema, target_table);
     vname := coalesce(name, rels.view_name);
     IF EXISTS (SELECT 1 FROM ai.vectorizer v WHERE v.name = vname) THEN
         IF if_not_exists THEN
@@ -286,6 +297,7 @@ BEGIN
         RAISE EXCEPTION 'vectorizer "%" already exists', vname USING ERRCODE = '42710',
             HINT = 'pass if_not_exists => true, another name => ..., or drop it with ai.drop_vectorizer(...)';
     END IF;
+    PERFORM ai._validate_names(destination, rels.view_schema, rels.view_name, rels.target_schema, rels.target_table);
     IF to_regprocedure('ai._embedding_model_warning(jsonb)') IS NOT NULL THEN
         EXECUTE 'SELECT ai._embedding_model_warning($1)' INTO who USING embedding;
         IF who IS NOT NULL THEN
@@ -346,6 +358,7 @@ AS $$
 DECLARE
     result text;
 BEGIN
+    PERFORM ai._python_ready();
     EXECUTE format('SELECT %s($1, $2)', ai._qualified('ai', '_vectorizer_engine_' || vectorizer_id))
         INTO result USING op, args;
     RETURN result;
