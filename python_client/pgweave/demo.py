@@ -18,8 +18,8 @@ import httpx
 import psycopg
 from rich.console import Console
 
-from .cli import ProgressBoard
 from .client import Client
+from .display import ProgressBoard
 from .corpus import postgres_docs
 from .install import install
 from .localdb import CRON_DATABASE, default_cluster, free_port
@@ -96,8 +96,9 @@ def _load_corpus(conn: psycopg.Connection, full: bool) -> int:
 
 
 def _drain_with_progress(dsn: str) -> float:
-    """Follow the background job draining the queue (the bar of `pgweave wait`); seconds taken."""
-    console.print("pg_cron starts the background job at the next minute; the bar follows the queue")
+    """Follow the background job draining the backlog (the bar of `pgweave wait`: items done of
+    the whole backlog, rate, time left); seconds taken."""
+    console.print("pg_cron starts the background job at the next minute; the bar follows the backlog")
     start = time.monotonic()
     with Client.connect(dsn) as client, ProgressBoard(console) as board:
         client.wait("pg_docs_embedding", on_progress=board.show)
