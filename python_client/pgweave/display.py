@@ -219,17 +219,16 @@ def status_table(statuses: list[VectorizerStatus], width: int | None = None) -> 
 
 
 def status_footer(statuses: list[VectorizerStatus]) -> list[str]:
-    """One short line per vectorizer in trouble, naming the command that shows more."""
+    """One short line per trouble of a vectorizer, naming the command that shows more."""
     lines = []
     for s in statuses:
-        word = state(s)[0]
-        if word == "nobody":
+        if s.unprocessed_because and s.pending_items:
             lines.append(f"{s.name}: nothing processes its queue ({s.unprocessed_because}); "
                          f"start `pgweave worker -v {s.name}`")
-        elif word == "failing":
+        if s.failing:
             lines.append(f"{s.name}: no batch succeeded since the last error; "
                          f"`pgweave status {s.name}` shows it")
-        elif word == "parked":
+        if s.failed_items:
             lines.append(f"{s.name}: {s.failed_items:,} item(s) gave up; `pgweave errors {s.name}`, "
                          f"then `pgweave retry {s.name}`")
     return lines
@@ -319,7 +318,7 @@ class _Counts(ProgressColumn):
     """'1,234/5,000 24%' for a task (its own numbers: a 0/0 backlog still reads 0/0)."""
 
     def render(self, task: Task) -> Text:
-        done, total = task.fields["done"], task.fields["total"]
+        done, total = task.fields["items_done"], task.fields["items_total"]
         pct = f"{100 * done / total:3.0f}%" if total else "100%"
         return Text(f"{done:,}/{total:,} {pct}", no_wrap=True)
 
@@ -357,7 +356,7 @@ class ProgressBoard:
             eta = "[red]failing[/]"
         else:
             eta = f"eta {duration(p.eta)}"
-        fields = dict(done=p.done, total=p.total, rate=rate(p.rate), eta=eta)
+        fields = dict(items_done=p.done, items_total=p.total, rate=rate(p.rate), eta=eta)
         if not self.tasks:
             self.progress.start()
         if s.name not in self.tasks:
