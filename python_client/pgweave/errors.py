@@ -152,8 +152,8 @@ _NOT_FOUND_BY_FIELD: dict[tuple[str, str], type[PgweaveError]] = {
     ("column_name", "model"): ModelNotFound,
 }
 # Servers that do not set those fields yet: the function that raised, from the error context.
-_NOT_FOUND_BY_CONTEXT = ((re.compile(r"function ai\._vectorizer(_id)?\("), VectorizerNotFound),
-                         (re.compile(r"PL/Python function \"(ollama|openai)_"), ModelNotFound))
+_NOT_FOUND_BY_CONTEXT = ((re.compile(r"\bai\._vectorizer(_id)?\("), VectorizerNotFound),
+                         (re.compile(r"function ai\.(ollama|openai)_\w+\("), ModelNotFound))
 
 
 def _not_found_class(diag: "psycopg.errors.Diagnostic") -> type[PgweaveError]:
@@ -178,9 +178,9 @@ def _class_for(sqlstate: str | None, diag: "psycopg.errors.Diagnostic", message:
         return NotInstalled
     if sqlstate == "42P01":
         return NotFound             # e.g. create_vectorizer('no_such_table')
-    if sqlstate == "57014" and diag.source_file == "plpy_elog.c":
-        return ModelServerError     # raised by the in-database Python: the model server's timeout;
-                                    # a statement_timeout (reported by postgres.c) stays a DatabaseError
+    if sqlstate == "57014" and diag.source_function != "ProcessInterrupts":
+        return ModelServerError     # raised by pgweave's code: the model server's timeout; a
+                                    # statement_timeout or a cancel (ProcessInterrupts) stays a DatabaseError
     if sqlstate.startswith("57P"):
         return ConnectionFailed     # server shutting down, or the backend was terminated
     return _BY_CODE.get(sqlstate) or _BY_CLASS.get(sqlstate[:2]) or DatabaseError
