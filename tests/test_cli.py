@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -80,6 +82,28 @@ def test_a_non_superuser_install_says_who_can_install(pg_server, empty_db):
             conn.execute(f"REVOKE ALL ON DATABASE {psycopg.conninfo.conninfo_to_dict(empty_db)['dbname']} "
                          "FROM app_owner")
             conn.execute("DROP ROLE app_owner")
+
+
+def test_the_wheel_alone_installs_pgweave_into_a_database(empty_db, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path / "wheel"), str(repo)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    [wheel] = (tmp_path / "wheel").glob("pgweave-*.whl")
+    unpack = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                             str(tmp_path / "site"), str(wheel)], capture_output=True, text=True)
+    assert unpack.returncode == 0, unpack.stderr
+    assert (tmp_path / "site" / "pgweave" / "py.typed").exists()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(tmp_path / "site")}
+    run = subprocess.run([sys.executable, "-c", "import pgweave, sys; print(pgweave.__file__); "
+                          "from pgweave.cli import app; sys.argv = ['pgweave', 'install', sys.argv[1]]; app()",
+                          empty_db], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(str(tmp_path / "site")) and "pgweave 0.1.0 installed" in run.stdout
 
 
 def test_db_dsn_without_a_cluster_fails_with_a_hint(tmp_path, monkeypatch):

@@ -226,7 +226,8 @@ def status(
         elif json_out:
             print_json(statuses)
         elif len(names or []) == 1:
-            console.print(display.status_details(statuses[0]))
+            latest = client.errors(statuses[0].name, limit=1) if statuses[0].last_error else []
+            console.print(display.status_details(statuses[0], *latest))
         elif statuses:
             console.print(display.status_table(statuses))
             for line in display.status_errors(statuses) if show_errors else []:

@@ -239,8 +239,9 @@ def status_errors(statuses: list[VectorizerStatus]) -> list[str]:
     return [f"{s.name} ({ago(s.last_error_at)}): {s.current_error}" for s in statuses if s.current_error]
 
 
-def status_details(s: VectorizerStatus) -> Table:
-    """Everything about one vectorizer, a field per line, errors in full (status NAME)."""
+def status_details(s: VectorizerStatus, latest: VectorizerError | None = None) -> Table:
+    """Everything about one vectorizer, a field per line, its last error in full with the
+    hint of its newest recorded error ``latest`` (status NAME)."""
     word, colour = state(s)
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
@@ -260,7 +261,9 @@ def status_details(s: VectorizerStatus) -> Table:
     ]
     if s.last_error:
         recovered = "" if s.failing else " [green](recovered: a batch succeeded since)[/]"
-        rows.append(("last error", f"{ago(s.last_error_at)}{recovered}\n{escape(s.last_error)}"))
+        hint = (latest.details or {}).get("hint") if latest else None
+        rows.append(("last error", f"{ago(s.last_error_at)}{recovered}\n{escape(s.last_error)}"
+                     + (f"\n[dim]hint: {escape(hint)}[/]" if hint else "")))
     for label, value in rows:
         table.add_row(label, value)
     return table

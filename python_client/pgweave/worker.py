@@ -134,7 +134,9 @@ class _Drainer:
         return conn
 
     def drain(self, vectorizer_id: int, name: str) -> None:
-        """Run one batch after another until a batch finds nothing to do; log each."""
+        """Run one batch after another until a batch finds nothing to do, or two in a row fail
+        (the model server is down, say: the next wake-up tries again); log each."""
+        failed_before = False
         while True:
             conn = self._connection()
             try:
@@ -154,10 +156,14 @@ class _Drainer:
                 self.stats.add(items, chunks, error)
                 _event(logging.ERROR, "batch failed", vectorizer=name, items=items, chunks=chunks,
                        seconds=seconds, error=error)
-                return        # the failed items back off; later wake-ups retry them
+                if failed_before:
+                    return
+                failed_before = True   # its items back off; the rest of the queue goes on
+                continue
             if items == 0:
                 _event(logging.DEBUG, "queue empty", vectorizer=name)
                 return
+            failed_before = False
             self.stats.add(items, chunks, None)
             _event(logging.INFO, "batch done", vectorizer=name, items=items, chunks=chunks,
                    seconds=seconds)
