@@ -54,6 +54,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable
 
 
 def _fail(message: str, code: int = 1) -> None:
+    """Print an error message and exit with ``code``."""
     err_console.print("[bold red]error:[/] ", end="")
     err_console.print(message, markup=False, highlight=False)
     raise typer.Exit(code)
@@ -218,6 +219,7 @@ def status(
     """
     with _client(dsn) as client:
         def fetch() -> list["VectorizerStatus"]:
+            """The statuses to show, read now."""
             return [client.status(n) for n in names] if names else client.status()
 
         statuses = fetch()
@@ -329,6 +331,7 @@ def retry(
 # -- search ------------------------------------------------------------------------------------
 
 def _parse_filter(raw: str | None) -> dict | None:
+    """The --filter JSON object (exit 2 with an example when it is not one)."""
     if raw is None:
         return None
     try:
@@ -546,6 +549,7 @@ def db_destroy() -> None:
 
 
 def main() -> None:
+    """Run the command line."""
     app()
 
 

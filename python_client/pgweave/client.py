@@ -121,6 +121,7 @@ class Client:
         self.close()
 
     def _run(self, statement: Statement) -> Any:
+        """Run one statement; its result, or the client error for a database error."""
         try:
             with self.connection.cursor(row_factory=statement.row_factory) as cur:
                 cur.execute(statement.query, statement.params or None)
@@ -301,6 +302,7 @@ class AsyncClient:
         await self.close()
 
     async def _run(self, statement: Statement) -> Any:
+        """Run one statement; its result, or the client error for a database error."""
         try:
             async with self.connection.cursor(row_factory=statement.row_factory) as cur:
                 await cur.execute(statement.query, statement.params or None)
@@ -316,6 +318,7 @@ class AsyncClient:
         return await asyncio.to_thread(install, _conninfo_of(self.connection), revision)
 
     async def version(self) -> str:
+        """See Client.version."""
         return await self._run(_S.version())
 
     async def create_vectorizer(
@@ -339,12 +342,15 @@ class AsyncClient:
             if_not_exists=if_not_exists)))
 
     async def drop_vectorizer(self, name: str, drop_all: bool = False) -> None:
+        """See Client.drop_vectorizer."""
         await self._run(_S.call("drop_vectorizer", name, drop_all=drop_all))
 
     async def vectorizers(self) -> list[Vectorizer]:
+        """See Client.vectorizers."""
         return await self._run(_S.vectorizers())
 
     async def vectorizer(self, name: str) -> Vectorizer:
+        """See Client.vectorizer."""
         return await self._run(_S.vectorizer(name))
 
     @overload
@@ -356,21 +362,27 @@ class AsyncClient:
         return await self._run(_S.status(name))
 
     async def errors(self, name: str | None = None, limit: int | None = 50) -> list[VectorizerError]:
+        """See Client.errors."""
         return await self._run(_S.errors(name, limit))
 
     async def retry_failed(self, name: str) -> int:
+        """See Client.retry_failed."""
         return await self._run(_S.call("retry_failed", name))
 
     async def queue_pending(self, name: str, exact: bool = False) -> int:
+        """See Client.queue_pending."""
         return await self._run(_S.call("vectorizer_queue_pending", name, exact=exact))
 
     async def enable_schedule(self, name: str) -> None:
+        """See Client.enable_schedule."""
         await self._run(_S.call("enable_vectorizer_schedule", name))
 
     async def disable_schedule(self, name: str) -> None:
+        """See Client.disable_schedule."""
         await self._run(_S.call("disable_vectorizer_schedule", name))
 
     async def execute_vectorizer(self, name: str, max_batches: int | None = None) -> None:
+        """See Client.execute_vectorizer."""
         await self._run(_S.execute_vectorizer(name, max_batches))
 
     async def wait(self, name: str, timeout: float | None = None, poll_interval: float = 0.5,

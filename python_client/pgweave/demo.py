@@ -79,6 +79,7 @@ def _model_server() -> str:
 
 
 def _free(port: int) -> bool:
+    """Whether nothing listens on a loopback port."""
     import socket
 
     with socket.socket() as sock:
@@ -86,6 +87,7 @@ def _free(port: int) -> bool:
 
 
 def _load_corpus(conn: psycopg.Connection, full: bool) -> int:
+    """Load the documentation pages into pg_docs; how many."""
     pages = postgres_docs(prefix=None if full else "sql-")
     conn.execute("DROP TABLE IF EXISTS pg_docs CASCADE")
     conn.execute("CREATE TABLE pg_docs (slug text PRIMARY KEY, title text NOT NULL, body text NOT NULL)")
@@ -106,6 +108,7 @@ def _drain_with_progress(dsn: str) -> float:
 
 
 def _show(title: str, rows: list[tuple]) -> None:
+    """Print a search's hits under a title."""
     console.print(f"\n[bold]{title}[/]")
     for rank, score, page_title, chunk in rows:
         snippet = " ".join(chunk.split())[:110]

@@ -321,6 +321,7 @@ class _Counts(ProgressColumn):
     """'1,234/5,000 24%' for a task (its own numbers: a 0/0 backlog still reads 0/0)."""
 
     def render(self, task: Task) -> Text:
+        """The task's counts and percentage."""
         done, total = task.fields["items_done"], task.fields["items_total"]
         pct = f"{100 * done / total:3.0f}%" if total else "100%"
         return Text(f"{done:,}/{total:,} {pct}", no_wrap=True)

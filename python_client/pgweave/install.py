@@ -36,6 +36,7 @@ def alembic_config(connection: sqlalchemy.Connection | None = None) -> Config:
 
 @contextmanager
 def _connected(dsn: str) -> Iterator[sqlalchemy.Connection]:
+    """A connection to ``dsn`` in one transaction, its engine disposed after."""
     engine = engine_for(dsn)
     try:
         with engine.begin() as connection:

@@ -62,10 +62,12 @@ class _Ai:
     """``ai.<function>(...)`` in Python builds an :class:`SqlCall` of ``ai.<function>(...)``."""
 
     def __getattr__(self, function: str) -> Callable[..., SqlCall]:
+        """A builder of calls of ai.<function> (ai.embedding_ollama, ...)."""
         if not _IDENT.match(function) or function.startswith("_"):
             raise AttributeError(function)
 
         def call(*args: Any, **kwargs: Any) -> SqlCall:
+            """The SqlCall of this function with these arguments."""
             return SqlCall(function, tuple(args), tuple(kwargs.items()))
 
         call.__name__ = function
@@ -91,6 +93,7 @@ class Statement:
 
 
 def scalar(rows: list[dict]) -> Any:
+    """The first column of the first row (None without rows)."""
     return next(iter(rows[0].values())) if rows else None
 
 
@@ -110,29 +113,34 @@ class Statements:
 
     @staticmethod
     def version() -> Statement:
+        """SELECT ai.pgweave_version()."""
         return Statement(sql.SQL("SELECT ai.pgweave_version()"), result=scalar)
 
     @staticmethod
     def vectorizers() -> Statement:
+        """Every vectorizer's catalog row, by name."""
         return Statement(sql.SQL("SELECT * FROM ai.vectorizer ORDER BY name"),
-                          result=lambda rows: [from_row(Vectorizer, r) for r in rows])
+                         result=lambda rows: [from_row(Vectorizer, r) for r in rows])
 
     @staticmethod
     def vectorizer(name: str) -> Statement:
+        """One vectorizer's catalog row (ai._vectorizer_id's error when unknown)."""
         return Statement(_for_vectorizer(name, "SELECT * FROM ai.vectorizer v WHERE v.id = q.id"),
-                          result=lambda rows: from_row(Vectorizer, rows[0]))
+                         result=lambda rows: from_row(Vectorizer, rows[0]))
 
     @staticmethod
     def status(name: str | None) -> Statement:
+        """ai.vectorizer_status: every row, or the named vectorizer's."""
         if name is None:
             return Statement(sql.SQL("SELECT * FROM ai.vectorizer_status ORDER BY name"),
-                              result=lambda rows: [from_row(VectorizerStatus, r) for r in rows])
+                             result=lambda rows: [from_row(VectorizerStatus, r) for r in rows])
         return Statement(
             _for_vectorizer(name, "SELECT * FROM ai.vectorizer_status s WHERE s.id = q.id"),
             result=lambda rows: from_row(VectorizerStatus, rows[0]))
 
     @staticmethod
     def errors(name: str | None, limit: int | None) -> Statement:
+        """ai.vectorizer_errors, newest first, of all or of one vectorizer."""
         limit_sql = sql.SQL("LIMIT {}").format(sql.Literal(limit)) if limit else sql.SQL("")
         order = "ORDER BY e.recorded DESC, e.id DESC {}"
         if name is None:
@@ -153,29 +161,34 @@ class Statements:
     @staticmethod
     def create_vectorizer(source: str, kwargs: dict[str, Any]) -> Statement:
         # The cast makes a name like 'blog' or 'app."Blog"' resolve as a relation, as in SQL.
+        """SELECT ai.create_vectorizer(source::regclass, name => value, ...)."""
         args = [sql.SQL("{}::regclass").format(sql.Literal(source))]
         args += [sql.SQL("{} => {}").format(sql.Identifier(k), _literal(v))
                  for k, v in kwargs.items() if v is not None]
         return Statement(sql.SQL("SELECT ai.create_vectorizer({})").format(sql.SQL(", ").join(args)),
-                          result=scalar)
+                         result=scalar)
 
     @staticmethod
     def execute_vectorizer(name: str, max_batches: int | None) -> Statement:
+        """CALL ai.execute_vectorizer(name, max_batches => n)."""
         return Statement(sql.SQL("CALL ai.execute_vectorizer({}, max_batches => {})").format(
             sql.Literal(name), sql.Literal(max_batches)))
     @staticmethod
     def semantic_search(v: Vectorizer, query: str, k: int | None, filter: Mapping | None,
                         where_clause: str | None) -> Statement:
+        """ai.semantic_search over the vectorizer's view."""
         return _search_statement("semantic_search", ("rank", "distance"), v, [query],
                                  dict(k=k, filter=filter, where_clause=where_clause))
 
     @staticmethod
     def hybrid_search(v: Vectorizer, query: str, options: dict[str, Any]) -> Statement:
+        """ai.hybrid_search over the vectorizer's view."""
         return _search_statement("hybrid_search", ("rank", "score", "vector_rank", "text_rank", "distance"),
                                  v, [query], options)
 
     @staticmethod
     def rag(v: Vectorizer, question: str, model: str, options: dict[str, Any]) -> Statement:
+        """ai.rag over the vectorizer's view: answer, sources, prompt."""
         args, params = _arguments([question, model], options)
         query = sql.SQL("SELECT r.answer, r.sources, r.prompt FROM ai.rag(NULL::{}, {}) r").format(
             sql.Identifier(v.view_schema, v.view_name), args)
@@ -208,6 +221,7 @@ def _search_statement(function: str, leading: tuple[str, ...], v: Vectorizer, po
     key_columns = [k["attname"] for k in sorted(v.source_pk or [], key=lambda k: k["pknum"])]
 
     def results(rows: list[list[tuple[str, Any]]]) -> list[SearchResult]:
+        """SearchResults from (name, value) rows: the search's own columns, then the hit's."""
         out = []
         for pairs in rows:
             own = {name: value for name, value in pairs[:len(leading)]}
