@@ -67,8 +67,9 @@ def _strip_runtime(part: str, value: Any) -> Any:
 class VectorizerStatus:
     """One row of ``ai.vectorizer_status``.
 
-    ``processed_by`` ('background', 'worker 12 s ago', 'nobody: <reason>') and ``disabled``
-    come from servers that have them, and are None otherwise.
+    ``processed_by`` ('background', 'worker 12 s ago', 'nobody: <reason>'), ``disabled`` and
+    the current backlog (``backlog_done`` items since ``backlog_started_at``, when the queue was
+    last found empty) come from servers that have them, and are None otherwise.
     """
 
     id: int
@@ -90,6 +91,8 @@ class VectorizerStatus:
     schedule: str | None = None
     processed_by: str | None = None
     disabled: bool | None = None
+    backlog_done: int | None = None
+    backlog_started_at: datetime | None = None
 
     @property
     def in_sync(self) -> bool:
@@ -132,10 +135,12 @@ class VectorizerError:
 class SyncProgress:
     """A vectorizer's progress through its backlog, read from the database at one moment.
 
-    ``done`` is the items the engine has processed (``ai._vectorizer_progress``'s counter) and
-    ``total`` those plus the pending ones, so the numbers are the same whoever looks and
-    whenever they start looking; ``rate`` (items per second) and ``eta`` (seconds) come from the
-    change of the counter between two looks (None until there are two with work done).
+    ``done`` is the items the engine has processed in the current backlog (``backlog_done``
+    where the server reports it, else its lifetime counter ``items_processed``) and ``total``
+    those plus the pending ones, so the numbers are the same whoever looks and whenever they
+    start looking. ``rate`` (items per second) is the backlog's own where the server says when
+    it began, else the change of the counter between two looks (None until work is seen);
+    ``eta`` (seconds) is the pending items at that rate.
     """
 
     status: VectorizerStatus
@@ -159,10 +164,22 @@ class SyncProgress:
     @classmethod
     def between(cls, first: VectorizerStatus, now: VectorizerStatus, elapsed: float) -> "SyncProgress":
         """Progress now, with the rate measured since ``first`` was read ``elapsed`` s ago."""
-        done = now.items_processed or 0
-        moved = done - (first.items_processed or 0)
-        rate = moved / elapsed if moved > 0 and elapsed > 0 else None
+        if now.backlog_done is not None:
+            done = now.backlog_done
+            rate = _backlog_rate(now)
+        else:
+            done = now.items_processed or 0
+            moved = done - (first.items_processed or 0)
+            rate = moved / elapsed if moved > 0 and elapsed > 0 else None
         return cls(now, done, done + (now.pending_items or 0), elapsed, rate)
+
+
+def _backlog_rate(s: VectorizerStatus) -> float | None:
+    """Items per second over the current backlog, from when it began to its last success."""
+    if not s.backlog_done or s.backlog_started_at is None or s.last_success_at is None:
+        return None
+    seconds = (s.last_success_at - s.backlog_started_at).total_seconds()
+    return s.backlog_done / seconds if seconds > 0 else None
 
 
 @dataclass(frozen=True)
