@@ -32,8 +32,8 @@ def _notes(db: str, rows: int, model: str = "all-minilm", max_attempts: int = 6)
                      (model, max_attempts))
 
 
-def _run(db: str, *args: str):
-    return runner.invoke(app, list(args), env={"PGWEAVE_DSN": db, "COLUMNS": "200"})
+def _run(db: str, *args: str, columns: int = 200):
+    return runner.invoke(app, list(args), env={"PGWEAVE_DSN": db, "COLUMNS": str(columns)})
 
 
 @pytest.mark.parametrize("args", [["status"], ["wait"], ["errors"], ["retry"], ["search"], ["ask"], ["vectorizers"],
@@ -48,8 +48,11 @@ def test_status_shows_a_table_and_json_for_scripts(db):
     _notes(db, 7)
     table = _run(db, "status")
     assert table.exit_code == 0, table.output
-    assert "notes_embedding" in table.output and "public.notes → public.notes_embedding" in table.output
-    assert "manual" in table.output
+    [header, line] = table.stdout.splitlines()
+    assert line.split()[:5] == ["notes_embedding", "syncing", "7", "0", "0"]
+    details = _run(db, "status", "notes_embedding")          # one name: all its details
+    assert "public.notes → public.notes_embedding" in details.output
+    assert "manual" in details.output and "items processed" in details.output
     as_json = _run(db, "status", "--json")
     assert as_json.exit_code == 0
     [row] = json.loads(as_json.stdout)
@@ -100,10 +103,13 @@ def test_failed_items_show_in_status_errors_and_wait_and_retry_brings_them_back(
 
     status = _run(db, "status")
     assert status.exit_code == 1                  # failed items: scripts can tell
-    assert "no-such-model" in status.output
+    assert "no-such-model" in status.stdout and "parked" in status.stdout
+    assert "pgweave retry notes_embedding" in status.stderr
 
     errors = _run(db, "errors")
     assert errors.exit_code == 1 and "no-such-model" in errors.output
+    full = _run(db, "errors", "--full")
+    assert "hint: " in full.stdout and "all-minilm" in full.stdout     # the models the server has
     [error] = json.loads(_run(db, "errors", "notes_embedding", "--json").stdout)
     assert error["name"] == "notes_embedding" and "not available" in error["message"]
 
@@ -135,7 +141,7 @@ def test_an_unknown_vectorizer_is_a_usage_error_with_the_database_hint(db):
 def test_an_unreachable_database_exits_2_and_says_how_to_fix_it():
     result = runner.invoke(app, ["status", "--dsn", "postgresql://nobody@127.0.0.1:9/nowhere"])
     assert result.exit_code == 2
-    assert "PGWEAVE_DSN" in result.stderr
+    assert "start the server" in result.stderr
 
 
 def test_a_database_without_pgweave_exits_2_and_says_install(empty_db):
@@ -147,7 +153,7 @@ def test_a_database_without_pgweave_exits_2_and_says_install(empty_db):
 def test_vectorizers_list_show_create_and_drop_round_trip(db, tmp_path):
     _notes(db, 2)
     listed = _run(db, "vectorizers")
-    assert listed.exit_code == 0 and "ollama:all-minilm (384)" in listed.output
+    assert listed.exit_code == 0 and "all-minilm (384)" in listed.output
     [row] = json.loads(_run(db, "vectorizers", "list", "--json").stdout)
     assert row["name"] == "notes_embedding" and row["config"]["chunking"]["implementation"] == "none"
 
@@ -239,3 +245,113 @@ def test_ask_answers_with_sources(db):
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
     assert set(answer) == {"answer", "sources", "prompt"} and answer["sources"][0]["key"] == {"id": 3}
+
+
+def _vectorizer(db: str, name: str, rows: int = 3, model: str = "all-minilm") -> None:
+    """A small table and a manually driven vectorizer called ``name`` over it."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {name}_src (id int PRIMARY KEY, body text)")
+        conn.execute(f"INSERT INTO {name}_src SELECT i, 'Row ' || i FROM generate_series(1, %s) i", (rows,))
+        conn.execute(f"""SELECT ai.create_vectorizer('{name}_src'::regclass, name => '{name}',
+            destination => '{name}', loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama(%s, 384), chunking => ai.chunking_none(),
+            scheduling => ai.scheduling_none())""", (model,))
+
+
+LONG_NAMES = ["blog_contents_embeddings_for_the_marketing_site",
+              "customer_support_tickets_embeddings_v2", "docs"]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_status_fits_the_terminal_with_one_line_per_vectorizer(db, columns):
+    _vectorizer(db, LONG_NAMES[0])
+    _vectorizer(db, LONG_NAMES[1], model="no-such-model")
+    _vectorizer(db, LONG_NAMES[2])
+    for name in LONG_NAMES:                      # the second fails: a current error to summarise
+        execute_vectorizer(db, name)
+    result = _run(db, "status", columns=columns)
+    assert result.exit_code == 1                 # one vectorizer is failing
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 + len(LONG_NAMES)     # a header, then one line per vectorizer
+    assert all(len(line.rstrip()) <= columns for line in lines), lines
+    shown = [line.split()[0] for line in lines[1:]]
+    for name, cell in zip(sorted(LONG_NAMES), shown):
+        assert cell == name if columns == 120 or len(name) <= 24 else (
+            "…" in cell and name.startswith(cell.split("…")[0]) and name.endswith(cell.split("…")[1]))
+    assert [line.split()[1] for line in lines[1:]] == ["in", "failing", "in"]   # "in sync"
+    if columns == 120:                           # room for the error's start
+        assert "model 'no-such" in lines[2]
+    assert f"{LONG_NAMES[1]}: no batch succeeded since the last error" in result.stderr
+    full = _run(db, "status", "--errors", columns=columns)
+    assert "is not available" in full.stdout     # the whole text, a flag away
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_vectorizers_list_and_search_fit_the_terminal(db, columns):
+    _blog(db)
+    _vectorizer(db, LONG_NAMES[0])
+    listed = _run(db, "vectorizers", columns=columns).stdout.splitlines()
+    assert len(listed) == 3 and all(len(line.rstrip()) <= columns for line in listed)
+    hits = _run(db, "search", "pets that purr", "-v", "blog_embedding", "-k", "3", columns=columns)
+    lines = hits.stdout.splitlines()
+    assert len(lines) == 4 and all(len(line.rstrip()) <= columns for line in lines)
+    assert lines[1].split()[:3] == ["1", lines[1].split()[1], "id=1"] and "Cats are small" in lines[1]
+
+
+def test_status_stops_showing_an_error_once_a_batch_succeeded(db):
+    _notes(db, 4)
+    with psycopg.connect(db, autocommit=True) as conn:   # the model server is unreachable for a run
+        conn.execute("SET ai.ollama_host = 'http://127.0.0.1:9'")
+        conn.execute("CALL ai.execute_vectorizer('notes_embedding')")
+    failing = _run(db, "status")
+    assert failing.exit_code == 1 and "failing" in failing.stdout and "cannot reach" in failing.stdout
+    _run(db, "retry", "notes_embedding")                 # the server is back: due now, not backing off
+    execute_vectorizer(db, "notes_embedding")
+    recovered = _run(db, "status")
+    assert recovered.exit_code == 0, recovered.output
+    assert "in sync" in recovered.stdout and "cannot reach" not in recovered.stdout
+    assert recovered.stderr == ""
+    details = _run(db, "status", "notes_embedding")
+    assert "recovered: a batch succeeded since" in details.stdout
+
+
+def test_progress_counts_the_whole_backlog_from_the_database(db):
+    _notes(db, 30)                                       # batches of 5
+    with psycopg.connect(db, autocommit=True) as conn:   # 10 items done before anyone watches
+        conn.execute("CALL ai.execute_vectorizer('notes_embedding', max_batches => 2)")
+    partway = _run(db, "wait", "notes_embedding", "--timeout", "0.2", "--interval", "0.05")
+    assert partway.exit_code == 3
+    assert "10/30" in partway.stdout and "33%" in partway.stdout
+    execute_vectorizer(db, "notes_embedding")
+    done = _run(db, "wait", "notes_embedding")           # an idle, finished vectorizer: its whole backlog
+    assert done.exit_code == 0 and "30/30" in done.stdout and "in sync" in done.stdout
+
+
+def test_wait_fails_fast_when_nothing_processes_the_queue(db):
+    _notes(db, 3)    # scheduling none and no worker
+    with psycopg.connect(db) as conn:
+        processed_by = conn.execute("SELECT processed_by FROM ai.vectorizer_status").fetchone() if conn.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = 'ai.vectorizer_status'::regclass "
+            "AND attname = 'processed_by'").fetchone() else None
+    if processed_by is None:
+        pytest.skip("this server's ai.vectorizer_status has no processed_by column yet (issue 14)")
+    assert processed_by[0].startswith("nobody")
+    waited = _run(db, "wait", "notes_embedding", "--timeout", "60")
+    assert waited.exit_code == 1 and "nothing processes its queue" in waited.stderr
+    assert "pgweave worker -v notes_embedding" in waited.stderr
+    status = _run(db, "status")
+    assert status.exit_code == 1 and "nobody" in status.stdout
+
+
+def test_status_as_a_role_with_ai_usage_only(db):
+    from conftest import role_dsn
+
+    _notes(db, 2)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cli_reader') "
+                     "THEN CREATE ROLE cli_reader LOGIN; END IF; END $$")
+        conn.execute("SELECT ai.grant_ai_usage('cli_reader')")
+        conn.execute("GRANT SELECT ON notes, notes_embedding_store TO cli_reader")
+    result = _run(role_dsn(db, "cli_reader"), "status", columns=80)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].split()[:3] == ["notes_embedding", "syncing", "2"]

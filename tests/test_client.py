@@ -188,10 +188,35 @@ def test_connect_takes_the_dsn_from_the_environment(db, monkeypatch):
         assert client.status() == []
 
 
-def test_an_unreachable_database_raises_connection_failed():
+def test_an_unreachable_database_raises_connection_failed_naming_the_cause():
     with pytest.raises(ConnectionFailed) as exc:
         Client.connect("postgresql://nobody@127.0.0.1:9/nowhere", connect_timeout=3)
-    assert "PGWEAVE_DSN" in exc.value.hint
+    assert exc.value.cause == "server-down" and "start the server" in exc.value.hint
+
+
+def test_sync_and_async_clients_have_the_same_methods_and_signatures():
+    import inspect
+
+    def public(cls):
+        return {name: inspect.signature(getattr(cls, name)) for name in vars(cls)
+                if not name.startswith("_") and callable(getattr(cls, name))}
+
+    sync, asynchronous = public(Client), public(AsyncClient)
+    assert sorted(sync) == sorted(asynchronous)
+    for name, signature in sync.items():
+        other = asynchronous[name]
+        assert list(signature.parameters.values()) == list(other.parameters.values()), name
+        assert signature.return_annotation == other.return_annotation.replace("AsyncClient", "Client"), name
+    assert all(inspect.iscoroutinefunction(getattr(AsyncClient, n)) for n in asynchronous)
+
+
+def test_a_statement_timeout_stays_a_database_error_not_a_model_server_error(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SET statement_timeout = 50")
+        with pytest.raises(psycopg.Error) as raw:
+            conn.execute("SELECT pg_sleep(1)")
+    error = from_psycopg(raw.value)
+    assert error.sqlstate == "57014" and type(error).__name__ == "DatabaseError"
 
 
 def test_a_database_without_pgweave_raises_not_installed_until_installed(empty_db):

@@ -52,6 +52,7 @@ BLOCKS = {
     "# migrations/env.py": "skip: alembic files; tests/test_alembic_ops.py runs a real alembic project",
     "# migrations/versions/0001_blog_search.py": "skip: as above",
     # shell
+    "pip install pgweave": "skip: needs the package index; tests/test_cli.py installs the built wheel",
     "make demo": "skip: the CI runs make test; make demo is run by hand (README tour)",
     "pgweave install postgresql://": "skip: tests/test_install.py and tests/test_cli.py",
     "pgweave serve --port 11434": "skip: port 11434 may be taken; tests/test_serve.py serves on a free port",

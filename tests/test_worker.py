@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,5 +70,40 @@ def test_worker_with_an_unknown_vectorizer_fails_clearly(db):
     env = {**os.environ, "PGWEAVE_DSN": db}
     result = subprocess.run([sys.executable, "-m", "pgweave", "worker", "--once", "-v", "nope"],
                             env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert 'vectorizer "nope" does not exist' in result.stderr
+    assert "hint: create one with ai.create_vectorizer" in result.stderr
+
+
+def _log_events(stderr: str) -> list[dict]:
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_worker_once_logs_each_batch_and_prints_items_and_chunks(db):
+    _vectorizer(db, 10)     # batches of 4: 4 + 4 + 2
+    env = {**os.environ, "PGWEAVE_DSN": db}
+    result = subprocess.run([sys.executable, "-m", "pgweave", "worker", "--once", "--log-format", "json"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "10 item(s), 10 chunk(s) embedded in 3 batch(es)"
+    events = _log_events(result.stderr)
+    assert [e["msg"] for e in events] == ["worker started", "serving", "batch done", "batch done",
+                                          "batch done", "worker stopped"]
+    assert events[1]["vectorizers"] == "notes_embedding"
+    assert [(e["items"], e["chunks"]) for e in events if e["msg"] == "batch done"] == [(4, 4), (4, 4), (2, 2)]
+    assert all(e["level"] == "info" and e["ts"].endswith("Z") for e in events)
+
+
+def test_worker_logs_failed_batches_as_logfmt_and_exits_1_after_once(db):
+    _vectorizer(db, 2)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("ALTER DATABASE " + conn.info.dbname + " SET ai.ollama_host = 'http://127.0.0.1:9'")
+    env = {**os.environ, "PGWEAVE_DSN": db}
+    result = subprocess.run([sys.executable, "-m", "pgweave", "worker", "--once", "--log-level", "warning"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    [failed] = [line for line in result.stderr.splitlines() if line.startswith("ts=")]
+    assert 'level=error msg="batch failed" vectorizer=notes_embedding items=0 chunks=0' in failed
+    assert 'error="cannot reach the model server at http://127.0.0.1:9"' in failed   # quoted: has spaces
+    assert "worker started" not in result.stderr     # info is below --log-level warning
+    assert "hint: `pgweave errors` lists them" in result.stderr

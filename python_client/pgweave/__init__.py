@@ -13,11 +13,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "client": ["Client", "AsyncClient", "SqlCall", "ai", "resolve_dsn", "Vectorizer",
-               "VectorizerStatus", "VectorizerError", "SyncProgress", "SearchResult", "RagAnswer"],
+    "client": ["Client", "AsyncClient", "resolve_dsn"],
+    "statements": ["SqlCall", "ai"],
+    "results": ["Vectorizer", "VectorizerStatus", "VectorizerError", "SyncProgress", "SearchResult",
+                "RagAnswer"],
     "errors": ["PgweaveError", "ConnectionFailed", "NotInstalled", "NotFound",
                "VectorizerNotFound", "ModelNotFound", "AlreadyExists", "InvalidArgument",
-               "PermissionDenied", "ModelServerError", "DatabaseError", "NotInSync"],
+               "PermissionDenied", "ModelServerError", "DatabaseError", "NotInSync", "NotProcessed"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -33,7 +33,7 @@ from alembic.autogenerate import renderers
 from alembic.operations import MigrateOperation, Operations
 from psycopg import sql
 
-from .client import _Statements
+from .statements import Statements
 
 __all__ = ["CreateVectorizerOp", "DropVectorizerOp", "render_create_vectorizer"]
 
@@ -137,13 +137,13 @@ def _create_vectorizer(operations: Operations, operation: CreateVectorizerOp) ->
         for statement in operation.kept_store_sql():
             operations.execute(_sql_text(statement))
     operations.execute(_sql_text(
-        _Statements.create_vectorizer(operation.source, operation.arguments).query))
+        Statements.create_vectorizer(operation.source, operation.arguments).query))
 
 
 @Operations.implementation_for(DropVectorizerOp)
 def _drop_vectorizer(operations: Operations, operation: DropVectorizerOp) -> None:
     operations.execute(_sql_text(
-        _Statements.call("drop_vectorizer", operation.name, drop_all=operation.drop_all).query))
+        Statements.call("drop_vectorizer", operation.name, drop_all=operation.drop_all).query))
 
 
 def render_create_vectorizer(definition: dict[str, Any]) -> str:

@@ -12,22 +12,20 @@ import json
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from . import __version__
-from .client import resolve_dsn  # noqa: F401  (the CLI's DSN order: --dsn, env, libpq)
+from . import __version__, display
+from .client import resolve_dsn  # the CLI's DSN order: --dsn, env, libpq
+from .display import console, count, err_console, print_json
 
 if TYPE_CHECKING:
-    from .client import Client, SyncProgress, VectorizerStatus
+    from .client import Client
     from .errors import PgweaveError
+    from .results import VectorizerStatus
 
 EXIT_PROBLEMS, EXIT_USAGE, EXIT_NOT_IN_SYNC, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -48,9 +46,6 @@ vectorizers_app = typer.Typer(help="List, show, create (from JSON) and drop vect
                               invoke_without_command=True)
 app.add_typer(vectorizers_app, name="vectorizers")
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
-
 DsnOption = Annotated[
     Optional[str],
     typer.Option("--dsn", help="libpq DSN; default: $PGWEAVE_DSN, then $DATABASE_URL, then libpq defaults"),
@@ -59,6 +54,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable
 
 
 def _fail(message: str, code: int = 1) -> None:
+    """Print an error message and exit with ``code``."""
     err_console.print("[bold red]error:[/] ", end="")
     err_console.print(message, markup=False, highlight=False)
     raise typer.Exit(code)
@@ -89,46 +85,6 @@ def _client(dsn: str | None) -> Iterator["Client"]:
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def _jsonable(value: Any) -> Any:
-    """Dataclasses (with their in_sync), datetimes and vectors as plain JSON values."""
-    if is_dataclass(value) and not isinstance(value, type):
-        data = {k: _jsonable(v) for k, v in asdict(value).items()}
-        if hasattr(type(value), "in_sync"):
-            data["in_sync"] = value.in_sync
-        return data
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "to_list"):     # pgvector.Vector
-        return value.to_list()
-    if hasattr(value, "tolist"):      # numpy arrays and scalars
-        return value.tolist()
-    return value
-
-
-def _print_json(value: Any, *, indent: int | None = 2) -> None:
-    sys.stdout.write(json.dumps(_jsonable(value), indent=indent, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def _ago(moment: datetime | None) -> str:
-    """'12s ago', '5m ago', '3h ago', '2d ago' (or '-')."""
-    if moment is None:
-        return "-"
-    seconds = max(0, int((datetime.now(timezone.utc) - moment).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
-
-
-def _count(n: int | None) -> str:
-    return "-" if n is None else f"{n:,}"
-
-
 @app.command()
 def version() -> None:
     """Print the pgweave client version."""
@@ -141,20 +97,18 @@ def install(
     dsn: DsnOption = None,
     revision: Annotated[str, typer.Option(help="alembic revision to upgrade to")] = "head",
 ) -> None:
-    """Install or upgrade the `ai` schema (extensions, tables, functions, in-database Python)."""
-    import psycopg
+    """Install or upgrade the `ai` schema (extensions, tables, functions, in-database Python).
 
+    Needs a superuser the first time (the extensions vector and plpython3u); other roles then
+    get access with SELECT ai.grant_ai_usage('role').
+    """
+    from .errors import PgweaveError
     from .install import install as do_install
 
-    target = dsn_arg or resolve_dsn(dsn)
     try:
-        installed = do_install(target, revision)
-    except Exception as exc:  # alembic and SQLAlchemy wrap driver errors; show the database's words
-        cause = getattr(exc, "orig", None) or exc
-        if isinstance(cause, psycopg.OperationalError):
-            _fail(f"cannot connect: {str(cause).strip()}\nhint: pass a DSN, e.g. "
-                  "`pgweave install postgresql://user@host:5432/db`, or set PGWEAVE_DSN", 2)
-        _fail(f"install failed: {str(cause).strip()}")
+        installed = do_install(dsn_arg or resolve_dsn(dsn), revision)
+    except PgweaveError as exc:
+        _fail_with(exc)
     console.print(f"[green]pgweave {installed} installed[/]")
 
 
@@ -179,144 +133,113 @@ def serve(
         log_level=log_level)
 
 
-@app.command()
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@app.command(epilog=EXIT_CODES)
 def worker(
     dsn: DsnOption = None,
     vectorizer: Annotated[Optional[list[str]], typer.Option(
         "--vectorizer", "-v", help="vectorizer name to process (repeatable); default: all")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="parallel batches per vectorizer")] = 1,
-    once: Annotated[bool, typer.Option("--once", help="drain the queues once and exit")] = False,
+    once: Annotated[bool, typer.Option("--once", help="drain the queues once, print what was done, exit")] = False,
     poll_interval: Annotated[float, typer.Option(help="seconds between polls when no NOTIFY arrives")] = 5.0,
+    log_level: Annotated[str, typer.Option(
+        help=f"least level logged: {', '.join(LOG_LEVELS)} (debug: every empty poll too)")] = "info",
+    log_format: Annotated[str, typer.Option(
+        help="logfmt (key=value, one event a line) or json (one object a line)")] = "logfmt",
 ) -> None:
-    """Process vectorizer queues from outside Postgres (woken by LISTEN/NOTIFY)."""
-    import logging
+    """Process vectorizer queues from outside Postgres (woken by LISTEN/NOTIFY).
+
+    Logs to stderr, one event a line: start, the vectorizers served, each batch with its items
+    and chunks, errors. Exits 2 when it cannot connect or a vectorizer is unknown, 1 when a
+    batch failed during --once.
+    """
     import signal
     import threading
 
-    import psycopg
+    from .errors import PgweaveError
+    from .worker import configure_logging, run_worker
 
-    from .worker import run_worker
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if log_level.lower() not in LOG_LEVELS or log_format not in ("logfmt", "json"):
+        _fail(f"--log-level takes {', '.join(LOG_LEVELS)}; --log-format takes logfmt or json", EXIT_USAGE)
+    configure_logging(log_level, log_format)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stats = run_worker(resolve_dsn(dsn), vectorizer, concurrency, once, poll_interval, stop)
     except KeyboardInterrupt:
-        raise typer.Exit(130)
-    except psycopg.OperationalError as exc:
-        _fail(f"cannot connect: {str(exc).strip()}", 2)
-    except psycopg.Error as exc:
-        _fail(str(exc).strip())
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except PgweaveError as exc:
+        _fail_with(exc)
+    if once:
+        console.print(f"{stats.items:,} item(s), {stats.chunks:,} chunk(s) embedded in {stats.batches:,} "
+                      f"batch(es)", highlight=False)
     if stats.errors:
-        _fail(f"{len(stats.errors)} batch run(s) failed; last: {stats.errors[-1]}")
-    console.print(f"[green]done[/]: {stats.rounds} round(s), {stats.calls} procedure call(s)")
+        _fail(f"{len(stats.errors)} batch(es) failed; last: {stats.errors[-1]}\n"
+              "hint: `pgweave errors` lists them; failed items are retried with back-off")
 
 
 # -- operating vectorizers -------------------------------------------------------------------
 
-def _status_table(statuses: list["VectorizerStatus"]) -> Table:
-    table = Table(header_style="bold")
-    table.add_column("vectorizer", overflow="fold")
-    for column in ("pending", "failed", "chunks"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("schedule", no_wrap=True)
-    table.add_column("last success", no_wrap=True)
-    table.add_column("last error", overflow="fold", ratio=1)
-    for s in statuses:
-        failed = _count(s.failed_items)
-        table.add_row(
-            f"[bold]{escape(s.name)}[/]\n[dim]{escape(f'{s.source_table} → {s.view}')}[/]",
-            _count(s.pending_items) if s.pending_items else "[green]0[/]",
-            f"[red]{failed}[/]" if s.failed_items else failed,
-            _count(s.stored_chunks), s.schedule or "-", _ago(s.last_success_at),
-            escape(f"{_ago(s.last_error_at)}: {s.last_error}") if s.last_error else "-")
-    return table
-
-
-class ProgressBoard:
-    """Live progress bars, one per vectorizer: done = items processed since the first look,
-    total = done + pending now (so writes during the drain grow the total)."""
-
-    def __init__(self, output: Console):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn)
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=output)
-        self.tasks: dict[str, Any] = {}
-        self.first: dict[str, "VectorizerStatus"] = {}
-
-    def __enter__(self) -> "ProgressBoard":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.tasks:   # started by the first show(): an early error leaves no empty frame
-            self.progress.stop()
-
-    def show(self, p: "SyncProgress") -> None:
-        """Draw one vectorizer's progress."""
-        s = p.status
-        info = (f"pending {_count(s.pending_items)} · failed {_count(s.failed_items)} · "
-                f"chunks {_count(s.stored_chunks)}")
-        total, done = (p.total, p.done) if p.total else (1, 1)   # nothing to do: a full bar
-        if not self.tasks:
-            self.progress.start()
-        if s.name not in self.tasks:
-            self.tasks[s.name] = self.progress.add_task(escape(s.name), total=total, info=info)
-        self.progress.update(self.tasks[s.name], total=total, completed=done, info=info)
-
-    def show_all(self, statuses: list["VectorizerStatus"], elapsed: float) -> None:
-        from .client import SyncProgress
-
-        for s in statuses:
-            self.show(SyncProgress.between(self.first.setdefault(s.name, s), s, elapsed))
+def _watch(fetch, interval: float, json_out: bool) -> None:
+    """Redraw the statuses every ``interval`` s (JSON lines, or progress bars) until Ctrl-C."""
+    start = time.monotonic()
+    try:
+        if json_out:
+            while True:
+                print_json(fetch(), indent=None)
+                time.sleep(interval)
+        with display.ProgressBoard(console) as board:
+            while True:
+                board.show_all(fetch(), time.monotonic() - start)
+                time.sleep(interval)
+    except KeyboardInterrupt:   # the normal way to stop watching
+        pass
 
 
 @app.command(epilog=EXIT_CODES)
 def status(
     names: Annotated[Optional[list[str]], typer.Argument(
-        metavar="NAME", help="vectorizers to show; default: all")] = None,
+        metavar="NAME", help="vectorizers to show; one name: all its details")] = None,
     dsn: DsnOption = None,
     json_out: JsonOption = False,
+    show_errors: Annotated[bool, typer.Option(
+        "--errors", "-e", help="print each current error in full under the table")] = False,
     watch: Annotated[bool, typer.Option(
         "--watch", "-w", help="keep refreshing, with a progress bar per vectorizer (Ctrl-C stops)")] = False,
     interval: Annotated[float, typer.Option(min=0.05, help="seconds between refreshes with --watch")] = 1.0,
 ) -> None:
-    """Show each vectorizer's queue, failures, chunks and last outcome (ai.vectorizer_status).
+    """Show each vectorizer in one line: state, queue, parked items, chunks, who processes it.
 
-    Exits 1 when a shown vectorizer has failed (parked) items: see `pgweave errors` and
-    `pgweave retry NAME`. With --watch --json, prints one JSON array per refresh.
+    States: in sync, syncing, disabled, and the ones that exit 1: failing (no batch succeeded
+    since the last error), parked (items gave up: `pgweave errors`, `pgweave retry NAME`),
+    nobody (items wait and nothing processes the queue). With --watch --json, prints one JSON
+    array per refresh.
     """
     with _client(dsn) as client:
         def fetch() -> list["VectorizerStatus"]:
+            """The statuses to show, read now."""
             return [client.status(n) for n in names] if names else client.status()
 
         statuses = fetch()
         if watch:
-            start = time.monotonic()
-            try:
-                if json_out:
-                    while True:
-                        _print_json(statuses, indent=None)
-                        time.sleep(interval)
-                        statuses = fetch()
-                with ProgressBoard(console) as board:
-                    while True:
-                        board.show_all(statuses, time.monotonic() - start)
-                        time.sleep(interval)
-                        statuses = fetch()
-            except KeyboardInterrupt:   # the normal way to stop watching
-                pass
+            _watch(fetch, interval, json_out)
         elif json_out:
-            _print_json(statuses)
+            print_json(statuses)
+        elif len(names or []) == 1:
+            latest = client.errors(statuses[0].name, limit=1) if statuses[0].last_error else []
+            console.print(display.status_details(statuses[0], *latest))
         elif statuses:
-            console.print(_status_table(statuses))
+            console.print(display.status_table(statuses))
+            for line in display.status_errors(statuses) if show_errors else []:
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
+            for line in display.status_footer(statuses):
+                err_console.print(line, markup=False, highlight=False)
         else:
             console.print("no vectorizers: create one with ai.create_vectorizer(...) "
                           "or `pgweave vectorizers create`")
-    if any(s.failed_items for s in statuses):
+    if any(display.needs_attention(s) for s in statuses):
         raise typer.Exit(EXIT_PROBLEMS)
 
 
@@ -329,32 +252,35 @@ def wait(
         min=0, help="give up after this many seconds (exit 3); default: wait for ever")] = None,
     interval: Annotated[float, typer.Option(min=0.05, help="seconds between looks at the queue")] = 0.5,
 ) -> None:
-    """Wait until a vectorizer's queue is drained, with a live progress bar.
+    """Wait until a vectorizer's queue is drained, with a progress bar over its whole backlog.
 
     Something must drain it meanwhile: the pg_cron job, `pgweave worker`, or
-    CALL ai.execute_vectorizer. Exits 0 in sync, 1 in sync but with failed (parked) items,
-    3 when items are still pending at --timeout. --json prints the final status only.
+    CALL ai.execute_vectorizer; when the server reports that nothing does, it stops at once
+    (exit 1). Exits 0 in sync, 1 in sync but with failed (parked) items, 3 when items are
+    still pending at --timeout. --json prints the final status only.
     """
-    from .errors import NotInSync
+    from .errors import NotInSync, NotProcessed
 
     with _client(dsn) as client:
         try:
             if json_out:
                 final = client.wait(name, timeout=timeout, poll_interval=interval)
             else:
-                with ProgressBoard(console) as board:
+                with display.ProgressBoard(console) as board:
                     final = client.wait(name, timeout=timeout, poll_interval=interval,
                                         on_progress=board.show)
-        except NotInSync as exc:
+        except (NotInSync, NotProcessed) as exc:
             if json_out:
-                _print_json(exc.status)
-            err_console.print(f"[bold yellow]not in sync:[/] {exc.message}", highlight=False)
-            raise typer.Exit(EXIT_NOT_IN_SYNC)
+                print_json(exc.status)
+            label = "not in sync" if isinstance(exc, NotInSync) else "not processed"
+            err_console.print(f"[bold yellow]{label}:[/] ", end="")
+            err_console.print(str(exc), markup=False, highlight=False)
+            raise typer.Exit(EXIT_NOT_IN_SYNC if isinstance(exc, NotInSync) else EXIT_PROBLEMS)
     if json_out:
-        _print_json(final)
+        print_json(final)
     else:
-        console.print(f"[green]{final.name} is in sync[/]: {_count(final.stored_chunks)} chunk(s) stored, "
-                      f"{_count(final.failed_items)} failed item(s)", highlight=False)
+        console.print(f"[green]{final.name} is in sync[/]: {count(final.stored_chunks)} chunk(s) stored, "
+                      f"{count(final.failed_items)} failed item(s)", highlight=False)
     if final.failed_items:
         if not json_out:
             err_console.print(f"{final.failed_items} item(s) failed: `pgweave errors {final.name}`, "
@@ -368,23 +294,18 @@ def errors(
     dsn: DsnOption = None,
     json_out: JsonOption = False,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="newest N errors")] = 20,
+    full: Annotated[bool, typer.Option("--full", "-f", help="every error's whole text and hint")] = False,
 ) -> None:
-    """List recorded vectorizer errors, newest first (ai.vectorizer_errors). Exits 1 when any."""
+    """List recorded vectorizer errors, newest first, one line each (--full: whole texts). Exits 1 when any."""
     with _client(dsn) as client:
         found = client.errors(name, limit=limit)
     if json_out:
-        _print_json(found)
+        print_json(found)
+    elif found and full:
+        for text in display.errors_full(found):
+            console.print(text, markup=False, highlight=False, soft_wrap=True)
     elif found:
-        table = Table(header_style="bold")
-        table.add_column("recorded", no_wrap=True)
-        table.add_column("vectorizer", overflow="fold")
-        table.add_column("message", overflow="fold", ratio=1)
-        for e in found:
-            hint = (e.details or {}).get("hint")
-            message = escape(e.message) + (f"\n[dim]hint: {escape(hint)}[/]" if hint else "")
-            table.add_row(f"{e.recorded:%Y-%m-%d %H:%M:%S}\n[dim]{_ago(e.recorded)}[/]",
-                          escape(e.name or str(e.vectorizer_id)), message)
-        console.print(table)
+        console.print(display.errors_table(found))
     else:
         console.print("no errors recorded")
     if found:
@@ -401,15 +322,16 @@ def retry(
     with _client(dsn) as client:
         moved = {n: client.retry_failed(n) for n in names}
     if json_out:
-        _print_json(moved)
+        print_json(moved)
         return
-    for n, count in moved.items():
-        console.print(f"{n}: {count:,} item(s) back in the queue", highlight=False)
+    for n, moved_items in moved.items():
+        console.print(f"{n}: {moved_items:,} item(s) back in the queue", highlight=False)
 
 
 # -- search ------------------------------------------------------------------------------------
 
 def _parse_filter(raw: str | None) -> dict | None:
+    """The --filter JSON object (exit 2 with an example when it is not one)."""
     if raw is None:
         return None
     try:
@@ -419,13 +341,6 @@ def _parse_filter(raw: str | None) -> dict | None:
     if not isinstance(parsed, dict):
         _fail("--filter must be a JSON object, e.g. '{\"lang\": [\"en\", \"de\"]}'", EXIT_USAGE)
     return parsed
-
-
-def _hit_json(result: Any) -> dict:
-    """A search result for --json: without the embedding (384+ numbers per hit)."""
-    data = _jsonable(result)
-    data["row"] = {k: v for k, v in data["row"].items() if k != "embedding"}
-    return data
 
 
 VectorizerOption = Annotated[str, typer.Option("--vectorizer", "-v", help="the vectorizer to search")]
@@ -449,8 +364,8 @@ def search(
 ) -> None:
     """Search a vectorizer's chunks (ai.semantic_search, or ai.hybrid_search with --hybrid).
 
-    Prints rank, distance (or fused score), the source row's key and the chunk. No results
-    is not an error (exit 0).
+    Prints one line per hit: rank, distance (or fused score), the source row's key and the
+    chunk's start (--json: whole chunks and rows). No results is not an error (exit 0).
     """
     conditions = _parse_filter(filter)
     with _client(dsn) as client:
@@ -459,22 +374,11 @@ def search(
         else:
             results = client.semantic_search(vectorizer, query, k, filter=conditions, where_clause=where)
     if json_out:
-        _print_json([_hit_json(r) for r in results])
-        return
-    if not results:
+        print_json([display.hit_json(r) for r in results])
+    elif results:
+        console.print(display.search_table(results, hybrid))
+    else:
         console.print("no results")
-        return
-    table = Table(header_style="bold")
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("score" if hybrid else "distance", justify="right", no_wrap=True)
-    table.add_column("key", no_wrap=True)
-    table.add_column("chunk", overflow="fold", ratio=1)
-    for r in results:
-        measure = f"{r.score:.4f}" if hybrid else f"{r.distance:.4f}"
-        key = ", ".join(f"{c}={v}" for c, v in r.key.items())
-        chunk = r.chunk if len(r.chunk or "") <= 300 else r.chunk[:300] + "…"
-        table.add_row(str(r.rank), measure, escape(key), escape(chunk or ""))
-    console.print(table)
 
 
 @app.command(epilog=EXIT_CODES)
@@ -493,7 +397,7 @@ def ask(
     with _client(dsn) as client:
         answer = client.rag(vectorizer, question, model, k, filter=conditions, where_clause=where)
     if json_out:
-        _print_json(answer)
+        print_json(answer)
         return
     console.print(answer.answer, markup=False, highlight=False)
     console.print()
@@ -513,28 +417,13 @@ def vectorizers_default(ctx: typer.Context, dsn: DsnOption = None, json_out: Jso
 
 @vectorizers_app.command("list")
 def vectorizers_list(dsn: DsnOption = None, json_out: JsonOption = False) -> None:
-    """List the vectorizers: source, view, model, chunking, schedule."""
+    """List the vectorizers, one line each: source, model, chunking, scheduling."""
     with _client(dsn) as client:
         found = client.vectorizers()
     if json_out:
-        _print_json(found)
-        return
-    table = Table(header_style="bold")
-    table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("vectorizer", overflow="fold")
-    table.add_column("embedding", overflow="fold")
-    table.add_column("chunking", overflow="fold")
-    table.add_column("scheduling", no_wrap=True)
-    for v in found:
-        c = v.config
-        emb, chunking = c.get("embedding", {}), c.get("chunking", {})
-        size = f" {chunking['chunk_size']}/{chunking.get('chunk_overlap', 0)}" if "chunk_size" in chunking else ""
-        table.add_row(str(v.id),
-                      f"[bold]{escape(v.name)}[/]\n[dim]"
-                      f"{escape(f'{v.source_schema}.{v.source_table} → {v.view_schema}.{v.view_name}')}[/]",
-                      escape(f"{emb.get('implementation')}:{emb.get('model')} ({emb.get('dimensions')})"),
-                      f"{chunking.get('implementation')}{size}", str(c.get("scheduling", {}).get("implementation")))
-    console.print(table if found else "no vectorizers")
+        print_json(found)
+    else:
+        console.print(display.vectorizers_table(found) if found else "no vectorizers")
 
 
 @vectorizers_app.command("show")
@@ -552,7 +441,7 @@ def vectorizers_show(
 
         print(render_create_vectorizer(definition))
     else:
-        _print_json(definition)
+        print_json(definition)
 
 
 @vectorizers_app.command("create")
@@ -588,10 +477,10 @@ def vectorizers_create(
         vid = client.create_vectorizer(**arguments)
         created = client.status(next(v.name for v in client.vectorizers() if v.id == vid))
     if json_out:
-        _print_json(created)
+        print_json(created)
     else:
         console.print(f"[green]created vectorizer {created.name}[/] (id {vid}): "
-                      f"{_count(created.pending_items)} row(s) queued", highlight=False)
+                      f"{count(created.pending_items)} row(s) queued", highlight=False)
 
 
 @vectorizers_app.command("drop")
@@ -660,6 +549,7 @@ def db_destroy() -> None:
 
 
 def main() -> None:
+    """Run the command line."""
     app()
 
 

@@ -18,8 +18,8 @@ import httpx
 import psycopg
 from rich.console import Console
 
-from .cli import ProgressBoard
 from .client import Client
+from .display import ProgressBoard
 from .corpus import postgres_docs
 from .install import install
 from .localdb import CRON_DATABASE, default_cluster, free_port
@@ -79,6 +79,7 @@ def _model_server() -> str:
 
 
 def _free(port: int) -> bool:
+    """Whether nothing listens on a loopback port."""
     import socket
 
     with socket.socket() as sock:
@@ -86,6 +87,7 @@ def _free(port: int) -> bool:
 
 
 def _load_corpus(conn: psycopg.Connection, full: bool) -> int:
+    """Load the documentation pages into pg_docs; how many."""
     pages = postgres_docs(prefix=None if full else "sql-")
     conn.execute("DROP TABLE IF EXISTS pg_docs CASCADE")
     conn.execute("CREATE TABLE pg_docs (slug text PRIMARY KEY, title text NOT NULL, body text NOT NULL)")
@@ -96,8 +98,9 @@ def _load_corpus(conn: psycopg.Connection, full: bool) -> int:
 
 
 def _drain_with_progress(dsn: str) -> float:
-    """Follow the background job draining the queue (the bar of `pgweave wait`); seconds taken."""
-    console.print("pg_cron starts the background job at the next minute; the bar follows the queue")
+    """Follow the background job draining the backlog (the bar of `pgweave wait`: items done of
+    the whole backlog, rate, time left); seconds taken."""
+    console.print("pg_cron starts the background job at the next minute; the bar follows the backlog")
     start = time.monotonic()
     with Client.connect(dsn) as client, ProgressBoard(console) as board:
         client.wait("pg_docs_embedding", on_progress=board.show)
@@ -105,6 +108,7 @@ def _drain_with_progress(dsn: str) -> float:
 
 
 def _show(title: str, rows: list[tuple]) -> None:
+    """Print a search's hits under a title."""
     console.print(f"\n[bold]{title}[/]")
     for rank, score, page_title, chunk in rows:
         snippet = " ".join(chunk.split())[:110]

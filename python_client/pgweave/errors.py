@@ -20,7 +20,7 @@ import psycopg
 __all__ = [
     "PgweaveError", "ConnectionFailed", "NotInstalled", "NotFound", "VectorizerNotFound",
     "ModelNotFound", "AlreadyExists", "InvalidArgument", "PermissionDenied", "ModelServerError",
-    "DatabaseError", "NotInSync", "from_psycopg",
+    "DatabaseError", "NotInSync", "NotProcessed", "from_psycopg", "connection_failed",
 ]
 
 
@@ -45,7 +45,15 @@ class PgweaveError(Exception):
 
 
 class ConnectionFailed(PgweaveError):
-    """The database cannot be reached, refused the login, or the connection broke."""
+    """The database cannot be reached, refused the login, or the connection broke.
+
+    ``cause`` names why, for scripts: 'malformed-dsn', 'server-down', 'unknown-host',
+    'unknown-database', 'unknown-role', 'auth-failed', 'lost' or 'other'.
+    """
+
+    def __init__(self, message: str, *, cause: str = "other", **kwargs):
+        super().__init__(message, **kwargs)
+        self.cause = cause
 
 
 class NotInstalled(PgweaveError):
@@ -93,6 +101,20 @@ class NotInSync(PgweaveError, TimeoutError):
         self.status = status
 
 
+class NotProcessed(PgweaveError):
+    """Items wait but nothing processes the vectorizer's queue (its ``processed_by`` is 'nobody')."""
+
+    def __init__(self, status):
+        reason = status.unprocessed_because
+        super().__init__(
+            f"vectorizer {status.name!r} has {status.pending_items} pending item(s) and nothing "
+            f"processes its queue: {reason}",
+            hint=f"start `pgweave worker -v {status.name}`, enable its schedule "
+                 f"(SELECT ai.enable_vectorizer_schedule('{status.name}')), or drain it once with "
+                 f"CALL ai.execute_vectorizer('{status.name}')")
+        self.status = status
+
+
 # SQLSTATE (exact code first, then its two-letter class) → error class.
 _BY_CODE: dict[str, type[PgweaveError]] = {
     "3F000": NotInstalled,          # schema "ai" does not exist
@@ -113,6 +135,8 @@ _BY_CLASS: dict[str, type[PgweaveError]] = {
 }
 
 # "relation "ai.x" does not exist" / "function ai.x(...) does not exist": an older or no install.
+# PostgreSQL sets no diagnostic field for an undefined relation or function; its message is all
+# there is.
 _MISSING_AI_OBJECT = re.compile(r'^(relation|function) "?ai\.')
 
 
@@ -120,22 +144,43 @@ _MISSING_AI_OBJECT = re.compile(r'^(relation|function) "?ai\.')
 # function ("plpy.Error: model 'x' is not available"); the message is what users need.
 _PLPYTHON_PREFIX = re.compile(r"^(plpy\.\w+|spiexceptions\.\w+): ")
 
+# The object a 42704 is about, from its diagnostic fields: the catalog table it is missing from
+# (ai._vectorizer_id raises with SCHEMA 'ai', TABLE 'vectorizer'), or the config field it names
+# (a model the server lacks: COLUMN 'model').
+_NOT_FOUND_BY_FIELD: dict[tuple[str, str], type[PgweaveError]] = {
+    ("table_name", "vectorizer"): VectorizerNotFound,
+    ("column_name", "model"): ModelNotFound,
+}
+# Servers that do not set those fields yet: the function that raised, from the error context.
+_NOT_FOUND_BY_CONTEXT = ((re.compile(r"\bai\._vectorizer(_id)?\("), VectorizerNotFound),
+                         (re.compile(r"function ai\.(ollama|openai)_\w+\("), ModelNotFound))
 
-def _class_for(sqlstate: str | None, message: str) -> type[PgweaveError]:
+
+def _not_found_class(diag: "psycopg.errors.Diagnostic") -> type[PgweaveError]:
+    """The NotFound subclass for a 42704, from its diagnostic fields (or its context)."""
+    for (attribute, value), cls in _NOT_FOUND_BY_FIELD.items():
+        if getattr(diag, attribute, None) == value:
+            return cls
+    context = diag.context or ""
+    for pattern, cls in _NOT_FOUND_BY_CONTEXT:
+        if pattern.search(context):
+            return cls
+    return NotFound
+
+
+def _class_for(sqlstate: str | None, diag: "psycopg.errors.Diagnostic", message: str) -> type[PgweaveError]:
+    """The error class for a server error: its SQLSTATE, refined by its diagnostic fields."""
     if sqlstate is None:
         return DatabaseError
     if sqlstate == "42704":
-        if message.startswith("vectorizer "):
-            return VectorizerNotFound
-        if message.startswith("model "):
-            return ModelNotFound
-        return NotFound
+        return _not_found_class(diag)
     if sqlstate in ("42P01", "42883") and _MISSING_AI_OBJECT.match(message):
         return NotInstalled
     if sqlstate == "42P01":
         return NotFound             # e.g. create_vectorizer('no_such_table')
-    if sqlstate == "57014" and "model server" in message:
-        return ModelServerError     # the HTTP timeout; a statement_timeout stays a DatabaseError
+    if sqlstate == "57014" and diag.source_function != "ProcessInterrupts":
+        return ModelServerError     # raised by pgweave's code: the model server's timeout; a
+                                    # statement_timeout or a cancel (ProcessInterrupts) stays a DatabaseError
     if sqlstate.startswith("57P"):
         return ConnectionFailed     # server shutting down, or the backend was terminated
     return _BY_CODE.get(sqlstate) or _BY_CLASS.get(sqlstate[:2]) or DatabaseError
@@ -147,13 +192,57 @@ def from_psycopg(exc: psycopg.Error) -> PgweaveError:
     sqlstate = exc.sqlstate
     message = _PLPYTHON_PREFIX.sub("", (diag.message_primary or str(exc)).strip())
     if sqlstate is None and isinstance(exc, psycopg.OperationalError):
-        # Raised by libpq on our side: cannot connect, bad password, connection lost.
-        return ConnectionFailed(
-            message, sqlstate=None,
-            hint="pass a DSN (postgresql://user@host:5432/db) with --dsn, or set PGWEAVE_DSN "
-                 "or DATABASE_URL")
-    cls = _class_for(sqlstate, message)
+        # Raised by libpq on our side: the connection broke.
+        return ConnectionFailed(message, cause="lost",
+                                hint="the server closed the connection or is gone: check that it "
+                                     "runs (`pg_isready`), then run the command again")
+    cls = _class_for(sqlstate, diag, message)
     hint = diag.message_hint
     if cls is NotInstalled and not hint:
         hint = "install or upgrade pgweave: `pgweave install DSN`"
     return cls(message, hint=hint, detail=diag.message_detail, sqlstate=sqlstate)
+
+
+# Why a connection could not be made. libpq reports these with no SQLSTATE, so its own words are
+# what tell the causes apart; each cause gets the fix for it.
+_CONNECT_CAUSES = (
+    (re.compile(r'database "([^"]+)" does not exist'), "unknown-database",
+     "the server has no database {0!r}: create it (createdb {0}) or name an existing one in the DSN "
+     "(list them with psql -l)"),
+    (re.compile(r'role "([^"]+)" does not exist'), "unknown-role",
+     "the server has no role {0!r}: connect as an existing role (the user in the DSN, or PGUSER), "
+     "or have an administrator run CREATE ROLE {0} LOGIN"),
+    (re.compile(r'(?:password|peer|ident|scram|md5|certificate) authentication failed for user "([^"]+)"'
+                r'|no password supplied|(pg_hba\.conf rejects)'), "auth-failed",
+     "the server refused the login: check the password (in the DSN, PGPASSWORD or ~/.pgpass) "
+     "and the server's pg_hba.conf"),
+    (re.compile(r"failed to resolve host '([^']+)'|could not translate host name \"([^\"]+)\""),
+     "unknown-host", "the host name {0!r} does not resolve: check the host in the DSN"),
+    (re.compile(r'Connection refused|No such file or directory|timeout expired|Is the server running'),
+     "server-down",
+     "no PostgreSQL answers there: start the server (`pgweave db start` for the project-local one), "
+     "or check host and port in the DSN"),
+    (re.compile(r'invalid (?:integer )?value|missing "=" after|invalid connection option|'
+                r'invalid URI|unterminated quoted string|invalid percent-encoded'), "malformed-dsn",
+     "write the DSN as postgresql://user@host:5432/dbname or 'host=… port=… dbname=… user=…'"),
+)
+
+
+def connection_failed(exc: psycopg.Error, dsn: str) -> ConnectionFailed:
+    """A ConnectionFailed for a failed connect to ``dsn``, with the cause and its fix in the hint."""
+    text = str(exc).strip()
+    message = text.removeprefix("connection failed: ").removeprefix("connection is bad: ")
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    for pattern, cause, hint in _CONNECT_CAUSES:
+        found = pattern.search(text)
+        if found:
+            names = [g for g in found.groups() if g] or [""]
+            hint = hint.format(*names)
+            if not dsn:
+                hint += ("; no DSN was given, so libpq's defaults were used: pass one with --dsn "
+                         "or set PGWEAVE_DSN")
+            return ConnectionFailed(f"cannot connect: {message}", cause=cause, hint=hint)
+    where = "" if dsn else " (no DSN was given: libpq's defaults were used)"
+    return ConnectionFailed(f"cannot connect{where}: {message}", cause="other",
+                            hint="pass a DSN (postgresql://user@host:5432/db) with --dsn, or set "
+                                 "PGWEAVE_DSN or DATABASE_URL")

@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.pool import NullPool
 
+from .errors import PermissionDenied, PgweaveError, connection_failed, from_psycopg
 from .resources import resource_dir
 
 VERSION_TABLE = "pgweave_migration"
@@ -35,6 +36,7 @@ def alembic_config(connection: sqlalchemy.Connection | None = None) -> Config:
 
 @contextmanager
 def _connected(dsn: str) -> Iterator[sqlalchemy.Connection]:
+    """A connection to ``dsn`` in one transaction, its engine disposed after."""
     engine = engine_for(dsn)
     try:
         with engine.begin() as connection:
@@ -48,15 +50,40 @@ def install(dsn: str, revision: str = "head", background: bool = True) -> str:
 
     At head, ``background`` also arranges background processing (``arrange_background``);
     pass False for a template database, which must have no scheduler connected to it.
+
+    Raises :class:`pgweave.errors.PgweaveError` subclasses: ConnectionFailed with the cause's
+    fix, PermissionDenied with what a non-superuser should do, and the database's own errors.
     """
-    with _connected(dsn) as connection:
-        command.upgrade(alembic_config(connection), revision)
-    if revision == "head" and background:
-        arrange_background(dsn)
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT to_regclass('ai.pgweave_install') IS NOT NULL").fetchone()
-        row = conn.execute("SELECT version FROM ai.pgweave_install").fetchone() if row[0] else None
+    try:
+        psycopg.connect(dsn).close()      # a connection failure says its cause, not alembic's
+    except psycopg.Error as exc:
+        raise connection_failed(exc, dsn) from exc
+    try:
+        with _connected(dsn) as connection:
+            command.upgrade(alembic_config(connection), revision)
+        if revision == "head" and background:
+            arrange_background(dsn)
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT to_regclass('ai.pgweave_install') IS NOT NULL").fetchone()
+            row = conn.execute("SELECT version FROM ai.pgweave_install").fetchone() if row[0] else None
+    except (sqlalchemy.exc.DBAPIError, psycopg.Error) as exc:
+        raise _install_error(getattr(exc, "orig", None) or exc) from exc
     return row[0] if row else f"revision {revision} (code not installed below head)"
+
+
+def _install_error(exc: BaseException) -> PgweaveError:
+    """The client error for a failed install; a refused privilege says who can install."""
+    if not isinstance(exc, psycopg.Error):
+        return PgweaveError(f"install failed: {exc}")
+    error = from_psycopg(exc)
+    if isinstance(error, PermissionDenied):
+        return PermissionDenied(
+            f"install failed: {error.message}", sqlstate=error.sqlstate, detail=error.detail,
+            hint="installing or upgrading pgweave creates the extensions vector and plpython3u "
+                 "(untrusted: superuser only) and owns the ai schema: run `pgweave install` as a "
+                 "superuser (e.g. postgres) once; then other roles get access with "
+                 "SELECT ai.grant_ai_usage('role') and need no install")
+    return error
 
 
 def current_revision(dsn: str) -> str | None:
