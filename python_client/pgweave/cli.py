@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
+import psycopg
 import typer
 from rich.markup import escape
 
@@ -103,13 +104,42 @@ def install(
     get access with SELECT ai.grant_ai_usage('role').
     """
     from .errors import PgweaveError
+    from .install import arrange_background
     from .install import install as do_install
 
+    target = dsn_arg or resolve_dsn(dsn)
     try:
-        installed = do_install(dsn_arg or resolve_dsn(dsn), revision)
+        installed = do_install(target, revision, background=False)
+        background = arrange_background(target) if revision == "head" else None
     except PgweaveError as exc:
         _fail_with(exc)
     console.print(f"[green]pgweave {installed} installed[/]")
+    if background:
+        console.print(background, highlight=False)
+
+
+@app.command()
+def uninstall(
+    dsn_arg: Annotated[Optional[str], typer.Argument(metavar="DSN", help="database to remove pgweave from")] = None,
+    dsn: DsnOption = None,
+    drop_stores: Annotated[bool, typer.Option("--drop-stores", help="drop every store and view too")] = False,
+) -> None:
+    """Remove pgweave from a database: its pg_cron jobs (also in pg_cron's database), every
+    vectorizer's triggers, functions and queues, the event triggers and schema `ai`.
+
+    Stores and views are the user's data and stay, unless --drop-stores (after which
+    DROP EXTENSION vector works). Needs a superuser.
+    """
+    from .errors import PgweaveError, from_psycopg
+    from .install import uninstall as do_uninstall
+
+    try:
+        summary = do_uninstall(dsn_arg or resolve_dsn(dsn), drop_stores=drop_stores)
+    except PgweaveError as exc:
+        _fail_with(exc)
+    except psycopg.Error as exc:
+        _fail_with(from_psycopg(exc))
+    console.print(summary, highlight=False)
 
 
 @app.command()

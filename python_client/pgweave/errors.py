@@ -198,6 +198,9 @@ def from_psycopg(exc: psycopg.Error) -> PgweaveError:
                                      "runs (`pg_isready`), then run the command again")
     cls = _class_for(sqlstate, diag, message)
     hint = diag.message_hint
+    if sqlstate == "2D000" and "execute_vectorizer" in (diag.context or ""):
+        message = "ai.execute_vectorizer commits after every batch and cannot run inside a transaction block"
+        hint = hint or "CALL it outside BEGIN ... COMMIT (autocommit)"
     if cls is NotInstalled and not hint:
         hint = "install or upgrade pgweave: `pgweave install DSN`"
     return cls(message, hint=hint, detail=diag.message_detail, sqlstate=sqlstate)

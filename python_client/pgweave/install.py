@@ -178,6 +178,10 @@ def uninstall(dsn: str, drop_stores: bool = False) -> str:
     """Remove pgweave from a database: its pg_cron jobs (also in the cron database), every
     vectorizer's triggers, functions and queues, the event triggers and schema ai. Stores and
     views stay (they are the user's data) unless ``drop_stores``. Returns a summary."""
+    try:
+        psycopg.connect(dsn).close()
+    except psycopg.Error as exc:
+        raise connection_failed(exc, dsn) from exc
     removed_jobs = remove_background(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         # Scheduler runs already started stay resident for up to a minute: end them now.

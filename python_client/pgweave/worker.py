@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -103,11 +105,25 @@ def _event(level: int, message: str, **fields: Any) -> None:
 
 # -- draining --------------------------------------------------------------------------------
 
+_SERVABLE = """
+    SELECT id, name FROM ai.vectorizer
+    WHERE NOT coalesce((config->'scheduling'->>'disabled')::boolean, false)
+      AND pg_has_role(current_user, owner, 'MEMBER') AND (%(ids)s::int[] IS NULL OR id = ANY(%(ids)s))
+    ORDER BY id"""
+
+
 def vectorizers(conn: psycopg.Connection, names: list[str] | None) -> dict[int, str]:
-    """Ids and names of the named vectorizers (all when no names), erroring on unknown names."""
-    if not names:
-        return dict(conn.execute("SELECT id, name FROM ai.vectorizer ORDER BY id").fetchall())
-    return {conn.execute("SELECT ai._vectorizer_id(%s)", (n,)).fetchone()[0]: n for n in names}
+    """Ids and names of the vectorizers to serve: the named ones (erroring on unknown names), or
+    all; only those whose schedule is enabled (as pgai's worker) and that this role may process
+    (a member of the owner's role, or a superuser)."""
+    ids = [conn.execute("SELECT ai._vectorizer_id(%s)", (n,)).fetchone()[0] for n in names] if names else None
+    return dict(conn.execute(_SERVABLE, {"ids": ids}).fetchall())
+
+
+def heartbeat(conn: psycopg.Connection, names: list[str] | None) -> None:
+    """Tell ai.vectorizer_status that this worker is alive (its processed_by column)."""
+    ids = [conn.execute("SELECT ai._vectorizer_id(%s)", (n,)).fetchone()[0] for n in names] if names else None
+    conn.execute("SELECT ai._worker_heartbeat(%s, %s)", (f"{socket.gethostname()}:{os.getpid()}", ids))
 
 
 class _Drainer:
@@ -198,6 +214,7 @@ def run_worker(dsn: str, names: list[str] | None = None, concurrency: int = 1, o
                                           thread_name_prefix="pgweave-worker") as pool:
             listener.execute(f"LISTEN {CHANNEL}")
             while not stop.is_set():
+                heartbeat(listener, names)
                 found = vectorizers(listener, names)
                 if found != served:
                     served = found
