@@ -38,7 +38,8 @@ $$;
 
 -- One row per vectorizer: where it reads and writes, how much is waiting, how it went, and who
 -- processes it. backlog_done / backlog_total: the current backlog (the backfill, or the burst
--- since the queue was last empty) — items processed of it, and those plus what is pending.
+-- since the queue was last empty; once idle, the last one) — items processed of it, and those
+-- plus what is pending.
 CREATE OR REPLACE VIEW ai.vectorizer_status WITH (security_invoker = true) AS
 SELECT
     v.id,
@@ -46,7 +47,7 @@ SELECT
     ai._qualified(v.source_schema, v.source_table) AS source_table,
     ai._qualified(v.view_schema, v.view_name) AS view,
     ai._qualified(v.target_schema, v.target_table) AS target_table,
-    ai.vectorizer_queue_pending(v.id) AS pending_items,
+    q.pending AS pending_items,
     ai._failed_items(v.id) AS failed_items,
     ai._stored_chunks(v.id) AS stored_chunks,
     p.items_processed,
@@ -64,15 +65,18 @@ SELECT
     END AS schedule,
     ai._processed_by(v.id) AS processed_by,
     coalesce((v.config->'scheduling'->>'disabled')::boolean, false) AS disabled,
-    p.items_processed - p.backlog_base AS backlog_done,
-    p.items_processed - p.backlog_base + coalesce(ai.vectorizer_queue_pending(v.id), 0) AS backlog_total,
+    b.done AS backlog_done,
+    b.done + b.pending AS backlog_total,
     p.backlog_started_at,
     p.last_run_at,
     p.last_run_by,
     'embedding'::text AS embedding_column,
     v.owner
 FROM ai.vectorizer v
-LEFT JOIN ai._vectorizer_progress p ON p.vectorizer_id = v.id;
+LEFT JOIN ai._vectorizer_progress p ON p.vectorizer_id = v.id
+CROSS JOIN LATERAL (SELECT coalesce(ai.vectorizer_queue_pending(v.id), 0) AS pending) q
+CROSS JOIN LATERAL (SELECT CASE WHEN p.backlog_started_at IS NULL AND q.pending > 0 THEN 0   -- a new burst, not begun
+                                ELSE p.items_processed - p.backlog_base END AS done, q.pending) b;
 
 -- Errors, newest first, with the vectorizer's name (visible to its owner's members).
 CREATE OR REPLACE VIEW ai.vectorizer_errors WITH (security_invoker = true) AS
