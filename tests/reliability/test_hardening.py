@@ -63,6 +63,7 @@ class TinyServer:
     def __init__(self, answer: Callable[["TinyServer", BaseHTTPRequestHandler], None]):
         self.seen: list[dict] = []
         self.got_request = threading.Event()
+        self.answered_late = threading.Event()  # a slow answer was sent after its full wait
         self.stop = threading.Event()  # ends every pending sleep at teardown
         server = self
 
@@ -122,7 +123,8 @@ def tiny_server(answer) -> Iterator[TinyServer]:
 def slow(seconds: float):
     """An answer that comes after ``seconds`` (sooner when the server closes): a valid embedding."""
     def answer(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
-        server.stop.wait(seconds)
+        if not server.stop.wait(seconds):
+            server.answered_late.set()
         send(handler, json.dumps(EMBEDDING).encode())
     return answer
 
@@ -204,9 +206,9 @@ def test_a_literal_api_key_of_a_failed_call_stays_out_of_the_server_log(db, role
 
 def test_dropping_one_grantee_of_a_secret_leaves_it_working_for_the_others(db, role):
     superuser(db, "SELECT ai.store_secret('SHARED_KEY', 'sk-shared-0123456789')",
-              f"SELECT ai.grant_secret('SHARED_KEY', '{ROLE}')",
               "DROP ROLE IF EXISTS departed; CREATE ROLE departed",
-              "SELECT ai.grant_secret('SHARED_KEY', 'departed')",
+              "SELECT ai.grant_secret('SHARED_KEY', 'departed')",  # granted first: checked first
+              f"SELECT ai.grant_secret('SHARED_KEY', '{ROLE}')",
               "DROP ROLE departed")
     with tiny_server(fixed(json.dumps({"data": [{"index": 0, "embedding": [0.5] * 384}]}).encode())) as server:
         with psycopg.connect(role) as conn:
@@ -223,6 +225,7 @@ def test_a_slow_model_server_is_cut_off_by_statement_timeout(role):
             conn.execute("SET statement_timeout = '1s'")
             with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
                 conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
+            assert not server.answered_late.is_set()  # canceled while waiting, not after the answer
             conn.rollback()
             conn.execute("SET statement_timeout = 0")  # the session is fine afterwards
             assert conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x'))").fetchone()[0] == 384
@@ -253,8 +256,9 @@ def test_cancel_and_terminate_stop_a_waiting_model_call(db, role):
             thread, outcome = _call_in_thread(role, server.url)
             assert server.got_request.wait(20)
             superuser(db, f"SELECT {stop}({outcome['pid']})")
-            thread.join(15)  # the server would answer only after 30 s
+            thread.join(25)  # the server would answer only after 30 s
             assert not thread.is_alive() and "value" not in outcome
+            assert not server.answered_late.is_set()  # stopped while waiting, not after the answer
             if stop == "pg_cancel_backend":
                 assert isinstance(outcome["error"], psycopg.errors.QueryCanceled)
                 assert "user request" in str(outcome["error"])
@@ -269,6 +273,7 @@ def test_ai_http_timeout_is_held_to_the_superusers_maximum(db, role):
             conn.execute("SET ai.http_timeout = '36000'")
             with pytest.raises(psycopg.errors.QueryCanceled, match="did not answer within 1 s") as info:
                 conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
+        assert not server.answered_late.is_set()
     assert "max_http_timeout" in info.value.diag.message_hint
 
 
