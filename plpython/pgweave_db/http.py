@@ -165,11 +165,13 @@ def _is_read_timeout(exc: Exception) -> bool:
 
 
 def _decode(reply: Reply) -> Any:
-    """The reply's JSON; ValueError when it is not JSON or nests too deeply."""
+    """The reply's JSON; ValueError saying what it is instead (not JSON, or nested too deeply)."""
     try:
         return jsonlib.loads(reply.content)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+    except ValueError as exc:
+        raise ValueError(f"something that is not JSON ({exc})") from None
 
 
 def error_message(reply: Reply, *secrets: str | None) -> str:
@@ -189,9 +191,7 @@ def json_body(reply: Reply, url: str) -> Any:
     try:
         body = _decode(reply)
     except ValueError as exc:
-        fail(f"{_origin(url)} answered with something that is not usable JSON ({exc})"[:300],
-             hint="check that the URL points at an Ollama or OpenAI-compatible server",
-             sqlstate="58000")
+        malformed(url, str(exc)[:200])
     if not isinstance(body, dict):
         malformed(url, f"a JSON {type(body).__name__} instead of an object")
     return body

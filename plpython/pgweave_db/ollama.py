@@ -17,7 +17,8 @@ def _unreachable_hint(host: str, explicit: bool) -> str:
     port = port if port.isdigit() else "11434"
     start = f"start a model server there (`pgweave serve --port {port}` or Ollama)"
     if explicit:  # the settings do not apply to a call that names its host
-        return start + ", or pass a host argument that points at a running one"
+        return (start + ", or pass a host argument that points at a running one (the setting "
+                "ai.ollama_host does not apply to a call that names its host)")
     return (start + ", or point the setting ai.ollama_host (or the host argument) at a running one: "
             "SET ai.ollama_host = 'http://localhost:11434' for this session, ALTER DATABASE ... "
             "SET ai.ollama_host = '...' for every session, the background job's included")

@@ -17,7 +17,8 @@ def _unreachable_hint(explicit: bool) -> str:
     """What to do when no server answers; ``explicit`` when the call named its base_url."""
     start = "start an OpenAI-compatible server there (e.g. `pgweave serve`, whose /v1 routes answer)"
     if explicit:  # the settings do not apply to a call that names its base_url
-        return start + ", or pass a base_url argument that points at a running one"
+        return (start + ", or pass a base_url argument that points at a running one (the setting "
+                "ai.openai_base_url does not apply to a call that names its base_url)")
     return (start + ", or point the setting ai.openai_base_url (or the base_url argument) at one, "
             "e.g. SET ai.openai_base_url = 'http://localhost:11434/v1'")
 
