@@ -88,10 +88,9 @@ def _positive_float(name: str, default: float, allow_zero: bool = False) -> floa
 
 def _normalize_url(url: str) -> str:
     """Strip spaces and trailing slashes; a bare host:port gets http://."""
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
-    return url
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}://{rest.rstrip('/')}" if sep else "http://" + url.rstrip("/")
 
 
 # ----- which hosts may be called --------------------------------------------------------------
@@ -104,7 +103,7 @@ def _host_port(url: str) -> tuple[str, int | None]:
     except ValueError:
         host, port = "", None
     if parts.scheme not in ("http", "https") or not host:
-        fail(f"{url!r} is not an http(s) URL of a model server", sqlstate="22023",
+        fail(f"{url!r} is not the http(s) URL of a model server", sqlstate="22023",
              hint="pass e.g. 'http://localhost:11434' (Ollama) or 'https://api.openai.com/v1'")
     return host, port
 

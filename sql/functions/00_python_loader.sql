@@ -94,7 +94,7 @@ END
 $$;
 
 -- Create (or replace) ai.<entry_name>: python_function's arguments, result and properties,
--- calling it, its errors re-raised by ai._raise_python_error.
+-- calling it, its errors (a cancel's too) re-raised by ai._raise_python_error.
 CREATE OR REPLACE FUNCTION ai._python_entry_point(python_function regprocedure, entry_name name)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -135,7 +135,7 @@ BEGIN
             %s
             BEGIN
                 %s
-            EXCEPTION WHEN OTHERS THEN
+            EXCEPTION WHEN OTHERS OR query_canceled THEN  -- OTHERS leaves out a cancel
                 GET STACKED DIAGNOSTICS err_message = MESSAGE_TEXT, err_state = RETURNED_SQLSTATE,
                                         err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
                 PERFORM ai._raise_python_error(err_message, err_state, err_detail, err_hint);
