@@ -103,7 +103,7 @@ def _in_thread(work, *args) -> Any:
     outcome: dict[str, Any] = {}
     done = threading.Event()
 
-    def run() -> None:
+    def run() -> None:  # the request thread: never touches plpy, takes no signal
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             outcome["value"] = work(*args)
@@ -212,6 +212,13 @@ def vectors(values: Any, url: str) -> list[list[float]]:
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
             malformed(url, f"embedding {i} that is not a non-empty list of numbers")
     return values
+
+
+def refusal_warning(exc: Exception) -> str | None:
+    """For a probe that failed: a warning when the host is not allowed (say so now), else None."""
+    if getattr(exc, "sqlstate", None) == "42501":
+        return f"{exc}; {getattr(exc, 'hint', '')}"
+    return None
 
 
 def _origin(url: str) -> str:

@@ -54,9 +54,7 @@ def model_warning(embedding: dict) -> str | None:
     try:
         names = sorted(m.get("name") or "" for m in _list(_call(host, "GET", "/api/tags", quick=True), host))
     except plpy.Error as exc:
-        if getattr(exc, "sqlstate", None) == "42501":  # a host nobody allowed: say so now
-            return f"{exc}; {getattr(exc, 'hint', '')}"
-        return None
+        return http.refusal_warning(exc)
     if not model or _tagged(model) in {_tagged(n) for n in names}:
         return None
     where = settings.ollama_host(host)

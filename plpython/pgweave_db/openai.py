@@ -109,9 +109,7 @@ def model_warning(embedding: dict) -> str | None:
         names = sorted(m.get("id") or "" for m in _data(_call(base_url, "GET", "/models", key, quick=True),
                                                       base_url))
     except plpy.Error as exc:
-        if getattr(exc, "sqlstate", None) == "42501":  # a host nobody allowed: say so now
-            return f"{exc}; {getattr(exc, 'hint', '')}"
-        return None
+        return http.refusal_warning(exc)
     if not model or model in names:
         return None
     return (f"the model server at {settings.openai_base_url(base_url)} does not offer model {model!r} "

@@ -74,6 +74,7 @@ class TinyServer:
                 pass
 
             def _any(self):
+                """Record the request, then answer it."""
                 length = int(self.headers.get("Content-Length") or 0)
                 server.seen.append({"path": self.path, "authorization": self.headers.get("Authorization"),
                                     "body": self.rfile.read(length) if length else b""})
