@@ -358,10 +358,13 @@ def test_an_unreachable_explicit_host_is_not_blamed_on_the_settings(role):
 def test_a_model_the_server_lacks_gets_a_warning_that_says_how_to_get_it(role):
     closed = free_port()
     with psycopg.connect(role) as conn:
-        missing, present, offline = conn.execute(f"""SELECT
+        missing, present, offline, refused = conn.execute(f"""SELECT
             ai._embedding_model_warning(ai.embedding_ollama('nomic-embed-text', 768)),
             ai._embedding_model_warning(ai.embedding_ollama('all-minilm', 384)),
             ai._embedding_model_warning(ai.embedding_ollama('nomic-embed-text', 768,
-                                                            base_url => 'http://127.0.0.1:{closed}'))""").fetchone()
+                                                            base_url => 'http://127.0.0.1:{closed}')),
+            ai._embedding_model_warning(ai.embedding_openai('all-minilm', 384,
+                                                            base_url => 'http://10.9.9.9:8000/v1'))""").fetchone()
     assert "all-minilm" in missing and "ollama pull nomic-embed-text" in missing
     assert present is None and offline is None
+    assert "10.9.9.9:8000 is not allowed" in refused  # said at creation, not at the first batch
