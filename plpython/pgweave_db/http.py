@@ -15,6 +15,7 @@ from __future__ import annotations
 import json as jsonlib
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ _sessions: dict[tuple[str, int], requests.Session] = {}
 # Retried: connection errors, 429 and 5xx. Never retried: other 4xx (the request is wrong).
 _RETRY_STATUS = (429, 500, 502, 503, 504)
 _SLICE_SECONDS = 0.05  # how often a waiting backend looks for a cancel
+_BACKOFF = 0.25        # urllib3 waits _BACKOFF * 2^(n-1) s before the n-th retry, at most 120 s
 _TIMEOUT_HINT = ("raise the setting ai.http_timeout (seconds; at most the max_http_timeout a "
                  "superuser sets in ai._model_call_limit), or check the server's load")
 _ping_plan = None
@@ -44,7 +46,7 @@ def session(retries: int) -> requests.Session:
     if key not in _sessions:
         retry = Retry(
             total=retries, connect=retries, read=0, status=retries,
-            backoff_factor=0.25, status_forcelist=_RETRY_STATUS,
+            backoff_factor=_BACKOFF, status_forcelist=_RETRY_STATUS,
             allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False,
             respect_retry_after_header=True, redirect=0,
         )
@@ -98,8 +100,16 @@ def _check_for_interrupts() -> None:
     plpy.execute(_ping_plan)
 
 
-def _in_thread(work, *args) -> Any:
-    """Run work(*args) in a thread; wait for it in slices, checking for interrupts between them."""
+class _GaveUp(Exception):
+    """The whole request (retries, Retry-After waits, a reply dripping in) outlasted its deadline."""
+
+
+def _in_thread(deadline_seconds: float, work, *args) -> Any:
+    """Run work(*args) in a thread; wait for it in slices, checking for interrupts between them.
+
+    Raises _GaveUp after ``deadline_seconds``: the socket timeout bounds each wait for a byte,
+    not a server that sends one byte at a time, or asks to be retried after a day.
+    """
     outcome: dict[str, Any] = {}
     done = threading.Event()
 
@@ -113,8 +123,11 @@ def _in_thread(work, *args) -> Any:
             done.set()
 
     threading.Thread(target=run, name="pgweave-request", daemon=True).start()
+    deadline = time.monotonic() + deadline_seconds
     while not done.wait(_SLICE_SECONDS):
         _check_for_interrupts()
+        if time.monotonic() > deadline:
+            raise _GaveUp()
     _check_for_interrupts()  # a timeout that fired as the request ended wins over its outcome
     if "error" in outcome:
         raise outcome["error"]
@@ -134,9 +147,14 @@ def request(method: str, url: str, *, json: Any = None, headers: dict | None = N
     # statement's own cancel, with its usual message, comes first).
     socket_timeout = timeout if left is None else min(timeout, left + 1.0)
     max_bytes = int(settings.limit("max_reply_bytes"))
+    retries = 0 if quick else settings.retries()
+    # Every attempt may take the timeout, plus urllib3's backoff between attempts.
+    deadline = socket_timeout * (retries + 1) + sum(min(120.0, _BACKOFF * 2 ** n) for n in range(retries))
     try:
-        return _in_thread(_fetch, method, url, json, headers, socket_timeout, max_bytes,
-                          0 if quick else settings.retries())
+        return _in_thread(deadline, _fetch, method, url, json, headers, socket_timeout, max_bytes, retries)
+    except _GaveUp:
+        fail(f"the model server at {_origin(url)} did not finish answering within {deadline:g} s",
+             hint=_TIMEOUT_HINT, sqlstate="57014")
     except _TooLarge as exc:
         fail(f"the model server at {_origin(url)} sent a reply larger than {max_bytes} bytes "
              f"(at least {exc.args[0]})", sqlstate="54000",

@@ -55,7 +55,7 @@ def timeout_seconds() -> float:
 
 def retries() -> int:
     """``ai.http_retries``: retries on connection errors, 429 and 5xx (default 3, at most 10)."""
-    return min(10, int(_positive_float("ai.http_retries", DEFAULT_RETRIES, allow_zero=True)))
+    return int(min(10.0, _positive_float("ai.http_retries", DEFAULT_RETRIES, allow_zero=True)))
 
 
 def statement_seconds_left() -> float | None:

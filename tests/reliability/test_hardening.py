@@ -13,6 +13,8 @@ Bad inputs tried, and their outcomes now (before: the outcome in brackets):
 - statement_timeout 1s, a server that answers after 20 s: canceled at the timeout [returned
   after 20 s]; pg_cancel_backend / pg_terminate_backend: honoured at once [after the answer];
 - SET ai.http_timeout = 36000: held to the superuser's max_http_timeout [waited for hours];
+- a reply dripping in a byte every 0.3 s: given up on after the call's deadline (attempts x
+  timeout + backoff) [read for as long as it dripped];
 - a reply larger than max_reply_bytes, with or without Content-Length: refused, 54000 [read whole];
 - a reply nested 100,000 deep, or with strings for numbers: a clear error [RecursionError,
   ValueError: could not convert string to float];
@@ -276,6 +278,29 @@ def test_ai_http_timeout_is_held_to_the_superusers_maximum(db, role):
                 conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
         assert not server.answered_late.is_set()
     assert "max_http_timeout" in info.value.diag.message_hint
+
+
+def drip(handler_server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
+    """An answer sent one byte every 0.3 s: never silent long enough for a read timeout."""
+    body = json.dumps(EMBEDDING).encode()[:200]
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    for byte in body:
+        if handler_server.stop.wait(0.3):
+            return
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+    handler_server.answered_late.set()
+
+
+def test_a_reply_dripping_in_byte_by_byte_is_given_up_on(role):
+    with tiny_server(drip) as server:
+        with psycopg.connect(role) as conn:
+            conn.execute("SET ai.http_timeout = '1'; SET ai.http_retries = 0")
+            with pytest.raises(psycopg.errors.QueryCanceled, match="did not finish answering within 1 s"):
+                conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
+        assert not server.answered_late.is_set()
 
 
 @pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "streamed"])
