@@ -8,6 +8,7 @@ that cannot be read. Every table fits in 80 columns.
 from __future__ import annotations
 
 import json
+import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -86,11 +87,13 @@ def _metric_rows(run: ev.Run) -> list[list[str]]:
 def _print_run(run: ev.Run) -> None:
     search = run.config.get("search") or run.config.get("rag") or {}
     emb = (run.config.get("vectorizer") or {}).get("embedding") or {}
-    typer.echo(f"run {run.id}  {run.vectorizer}  {run.method}  k={run.k}  {run.queries} queries"
-               + (f" ({run.skipped} without a relevant document)" if run.skipped else "")
-               + (f"  [{run.label}]" if run.label else ""))
-    typer.echo(f"model {emb.get('model')} ({emb.get('dimensions')} dims)  "
-               + "  ".join(f"{k}={v}" for k, v in search.items() if k not in ("method", "k", "judge_prompt")))
+    head = (f"run {run.id}  {run.vectorizer}  {run.method}  k={run.k}  {run.queries} queries"
+            + (f" ({run.skipped} without a relevant document)" if run.skipped else "")
+            + (f"  [{run.label}]" if run.label else ""))
+    typer.echo(textwrap.fill(head, WIDTH, subsequent_indent="  "))
+    settings = f"model {emb.get('model')} ({emb.get('dimensions')} dims)  " + "  ".join(
+        f"{k}={v}" for k, v in search.items() if k not in ("method", "k", "judge_prompt"))
+    typer.echo(textwrap.fill(settings, WIDTH, subsequent_indent="  "))
     typer.echo(_table(["metric", "value"], _metric_rows(run)))
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 
 from .corpus import Page
-from .evaluation import LabelledQuery
+from .evaluation import LabelledQuery, evaluate
 
 _PURPOSE = re.compile(r"^\s*(?P<names>[^\n—]+?)\s+—\s+(?P<purpose>[^\n]+?)\s*$", re.MULTILINE)
 
@@ -35,13 +35,13 @@ def purpose_queries(pages: list[Page]) -> tuple[list[Page], list[LabelledQuery]]
     return stripped, list(queries.values())
 
 
-def ndcg_table(conn, vectorizer: str, queries: str, k: int = 10) -> list[tuple[str, float, float, float]]:
-    """nDCG@k, recall@k and MRR@k of semantic, full-text and hybrid search on a query set
-    (each run recorded in the evaluation history)."""
-    from .evaluation import evaluate
-
-    out = []
+def print_ndcg_table(conn, console, vectorizer: str, queries: str, k: int = 10) -> None:
+    """Score semantic, full-text and hybrid search on a query set (each a run in the evaluation
+    history) and print nDCG@k, recall@k and MRR@k of each."""
+    console.print(f"\n[bold]retrieval quality on {queries} (the manual's purpose lines), k = {k}[/]")
+    console.print(f"  {'method':<10}{'nDCG':>8}{'recall':>8}{'MRR':>8}   run")
     for method in ("semantic", "text", "hybrid"):
         run = evaluate(conn, vectorizer, queries, method=method, k=k, label=f"manual {method}")
-        out.append((method, run.ndcg, run.metrics[f"recall@{k}"], run.metrics[f"mrr@{k}"]))
-    return out
+        m = run.metrics
+        console.print(f"  {method:<10}{m[f'ndcg@{k}']:>8.3f}{m[f'recall@{k}']:>8.3f}{m[f'mrr@{k}']:>8.3f}   {run.id}")
+    console.print("  compare two runs: pgweave eval compare A B")
