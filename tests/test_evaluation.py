@@ -159,6 +159,13 @@ def test_a_reader_evaluates_its_own_table_and_sees_only_its_own_runs(db):
             assert conn.execute("SELECT run_by FROM ai.evaluation_runs").fetchall() == [("eval_reader",)]
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("DELETE FROM ai.evaluation_run")
+            # Nor may it write a run it did not measure, through the internals.
+            forged = ("""'{"kind": "retrieval", "vectorizer_name": "x", "query_set": "y", "method": "semantic",
+                         "k": 10, "config": {}, "metrics": {"ndcg@10": 1}, "queries": 1, "skipped": 0}'""")
+            for internal in ("_evaluation_save", "_evaluation_insert"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(f"SELECT ai.{internal}({forged}, '[]')")
+            assert conn.execute("SELECT count(*) FROM ai.evaluation_run").fetchone()[0] == 1
         with psycopg.connect(role_dsn(db, "eval_other"), autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM ai.evaluation_query").fetchone()[0] == 0
             with pytest.raises(psycopg.errors.UndefinedObject) as info:

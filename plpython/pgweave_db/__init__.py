@@ -12,6 +12,7 @@ version installed in it. Modules, in the order a row travels:
 - ``search``: the parts of a search statement (the statements are SQL, 50_search.sql);
 - ``query_cache``: a search query's embedding, cached; ``rag``: RAG's prompt and answer;
 - ``evaluation``: retrieval and RAG quality metrics, runs and comparisons;
+- ``gateway``: SECURITY DEFINER functions that answer only pgweave's own code;
 - ``secrets``: API keys, and redaction;
 - ``vectors``: conversion between Python lists and pgvector's text form.
 - ``errors``: PostgreSQL errors with SQLSTATE, hint and detail.

@@ -12,8 +12,8 @@ ideal ranking of every judged grade. A query without a relevant document has no 
 left out of the means (counted as skipped).
 
 Searches run as the caller, so the caller's grants and row-level security decide what is
-retrieved; the results are written to ai.evaluation_run / ai.evaluation_query by
-ai._evaluation_save (as the owner of ai, under the login role).
+retrieved; the results are written to ai.evaluation_run / ai.evaluation_query through the
+gateway ai._evaluation_save (as the owner of ai, under the login role; see gateway.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import plpy
 
-from . import rag
+from . import gateway, rag
 from .errors import fail
 from .query_cache import prepared, vectorizer_config
 
@@ -209,12 +209,20 @@ def evaluate_retrieval(vectorizer_name: str, queries: str, method: str, k: int, 
     return _save(run, results)
 
 
+def save(run_json: str, results_json: str) -> int:
+    """ai._evaluation_save, the gateway: write a run this backend's evaluation code just scored."""
+    gateway.require("_evaluation_save", "run ai.evaluate_retrieval or ai.evaluate_rag: they record their runs")
+    return plpy.execute(prepared("SELECT ai._evaluation_insert($1::jsonb, $2::jsonb) AS id", ["text", "text"]),
+                        [run_json, results_json])[0]["id"]
+
+
 def _save(run: dict, results: list[dict]) -> dict:
-    """Write a run and its queries (ai._evaluation_save); the run's id, counts and metrics."""
+    """Write a run and its queries (through ai._evaluation_save); the run's id, counts and metrics."""
     run["queries"] = sum(1 for r in results if r["metrics"] is not None)
     run["skipped"] = len(results) - run["queries"]
-    run_id = plpy.execute(prepared("SELECT ai._evaluation_save($1::jsonb, $2::jsonb) AS id", ["text", "text"]),
-                          [json.dumps(run), json.dumps(results)])[0]["id"]
+    with gateway.opened("_evaluation_save"):
+        run_id = plpy.execute(prepared("SELECT ai._evaluation_save($1::jsonb, $2::jsonb) AS id", ["text", "text"]),
+                              [json.dumps(run), json.dumps(results)])[0]["id"]
     return {"run_id": run_id, "queries": run["queries"], "skipped": run["skipped"],
             "metrics": json.dumps(run["metrics"])}
 

@@ -6,7 +6,7 @@ always come from the same model, host and dimensions. Embeddings are kept in
 ``ai._query_embedding_cache``, whose rows only its owner reads or writes, through
 ai._query_cache_get / _put (sql/functions/51_query_cache.sql). No role may call those two: the
 search code reaches them through two SECURITY DEFINER gateways, ai._query_cache_read and
-ai._query_cache_write, which answer only while this module is asking (``_asking``), and the
+ai._query_cache_write, which answer only while this module is asking (``gateway``), and the
 writer stores only the vector this backend has just received from the model for that key
 (``_fresh``): a caller can neither choose what is stored nor call them from SQL. Keys are
 scoped to the login role; the query text is never stored, only a hash of it. The number of
@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import plpy
 
-from . import engine, settings
+from . import engine, gateway, settings
 from .errors import fail
 
 _PREPARED: dict[str, Any] = {}
-_asking = False                        # True only while query_embedding calls a gateway
 _fresh: dict[str, list[float]] = {}    # the model's vector for a key, until it is written
 
 
@@ -66,34 +64,19 @@ def cache_key(emb: dict, text: str) -> str:
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-@contextmanager
-def _gateway_open() -> Iterator[None]:
-    """Let the gateways answer for the duration of one call made by this module."""
-    global _asking
-    _asking = True
-    try:
-        yield
-    finally:
-        _asking = False
-
-
-def _refuse_outside_search(name: str) -> None:
-    """The gateways' guard: called from SQL rather than by the search code, they refuse."""
-    if not _asking:
-        fail(f"ai.{name} is internal to pgweave's search and cannot be called directly",
-             sqlstate="42501", hint="search with ai.semantic_search / ai.hybrid_search, or embed a query "
-                                    "with ai.vectorizer_embed: they use the cache")
+_CACHE_HINT = ("search with ai.semantic_search / ai.hybrid_search, or embed a query with "
+               "ai.vectorizer_embed: they use the cache")
 
 
 def read(key: str) -> str | None:
     """ai._query_cache_read: the cached embedding of ``key`` (real[] text), as the cache's owner."""
-    _refuse_outside_search("_query_cache_read")
+    gateway.require("_query_cache_read", _CACHE_HINT)
     return plpy.execute(prepared("SELECT ai._query_cache_get($1)::text AS e", ["text"]), [key])[0]["e"]
 
 
 def write(key: str) -> str:
     """ai._query_cache_write: store the model's fresh vector for ``key``, as the cache's owner."""
-    _refuse_outside_search("_query_cache_write")
+    gateway.require("_query_cache_write", _CACHE_HINT)
     vector = _fresh.pop(key, None)
     if vector is None:
         fail("no embedding was just made for this key", sqlstate="42501",
@@ -105,7 +88,7 @@ def write(key: str) -> str:
 def query_embedding(emb: dict, text: str, vectorizer_name: str) -> str:
     """The embedding of ``text`` as pgvector text: from the cache, else from the model (then cached)."""
     key = cache_key(emb, text)
-    with _gateway_open():
+    with gateway.opened("_query_cache_read"):
         cached = plpy.execute(prepared("SELECT ai._query_cache_read($1) AS e", ["text"]), [key])[0]["e"]
     if cached is not None:
         return "[" + cached[1:-1] + "]"  # real[] text {…} → vector text […], same float4 values
@@ -113,7 +96,7 @@ def query_embedding(emb: dict, text: str, vectorizer_name: str) -> str:
     _fresh.clear()
     _fresh[key] = vector
     try:
-        with _gateway_open():
+        with gateway.opened("_query_cache_write"):
             stored = plpy.execute(prepared("SELECT ai._query_cache_write($1) AS e", ["text"]), [key])[0]["e"]
     finally:
         _fresh.clear()

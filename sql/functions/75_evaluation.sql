@@ -6,13 +6,14 @@
 --     query_id text, query text, relevant jsonb   -- {"source key": grade}, grade > 0 relevant
 -- (loaders for TREC, BEIR and CSV: `pgweave eval load`). Searches run as the caller.
 -- Every function users call is made by ai._python_entry_point (clean errors) and pins
--- search_path; the history is written only by ai._evaluation_save, as the owner of ai, under
--- the login role, and read through row-level security (a role sees the runs of roles it is a
+-- search_path; the history is written only by the evaluation code (ai._evaluation_save, a
+-- gateway), as the owner of ai, under the login role, and read through row-level security (a role sees the runs of roles it is a
 -- member of). PARALLEL UNSAFE (they run Python) for the reason given in 10_ollama.sql.
 
--- Write one run and its queries (Python: evaluation._save); the run's id.
-CREATE OR REPLACE FUNCTION ai._evaluation_save(run jsonb, results jsonb) RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- Write one run and its queries; the run's id. Owner-only (90_privileges.sql): reached
+-- through the gateway ai._evaluation_save.
+CREATE OR REPLACE FUNCTION ai._evaluation_insert(run jsonb, results jsonb) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     run_id bigint;
@@ -30,6 +31,16 @@ BEGIN
     RETURN run_id;
 END
 $$;
+
+-- The gateway (Python: evaluation.save, plpython/pgweave_db/gateway.py): as the owner of ai,
+-- and only for the evaluation code of this backend, which has just scored the run; a direct
+-- call is refused, so no role writes a run it did not measure.
+CREATE OR REPLACE FUNCTION ai._evaluation_save(run jsonb, results jsonb) RETURNS bigint
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+return GD["pgweave"].evaluation.save(run, results)
+$python$;
 
 -- The metrics of one ranking of source keys against graded relevance, at k (NULL when no
 -- document is relevant): recall, precision, hit rate, MRR, AP (map) and nDCG (linear gains).

@@ -5,10 +5,11 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ai FROM PUBLIC;
 REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA ai FROM PUBLIC;
 
 -- Functions no role may call, not even through ai.grant_ai_usage: they read or write ai's
--- tables as their owner, for pgweave's own code (e.g. the query cache's, 51_query_cache.sql).
+-- tables as their owner, for pgweave's own code (the query cache's, 51_query_cache.sql; the evaluation history's, 75_evaluation.sql).
 CREATE OR REPLACE FUNCTION ai._owner_only_functions() RETURNS regprocedure[]
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT ARRAY['ai._query_cache_get(text)', 'ai._query_cache_put(text, real[])']::regprocedure[] $$;
+AS $$ SELECT ARRAY['ai._query_cache_get(text)', 'ai._query_cache_put(text, real[])',
+                    'ai._evaluation_insert(jsonb, jsonb)']::regprocedure[] $$;
 
 -- Take EXECUTE on the owner-only functions from a role (NULL: from every role that has it).
 CREATE OR REPLACE FUNCTION ai._revoke_owner_only(from_user name DEFAULT NULL) RETURNS void
