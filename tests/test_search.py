@@ -302,6 +302,23 @@ def test_hybrid_weights_and_fusion_constant_are_arguments(db):
         assert sorted(filtered) == [7, 9]
 
 
+def test_full_text_search_ranks_by_bm25_and_calls_no_model(db, model_server_url):
+    _articles(db)
+    with psycopg.connect(db) as conn:
+        before = served_inputs(model_server_url)
+        rows = conn.execute("""SELECT rank, score, (hit).id FROM ai.text_search(NULL::articles_embedding,
+                               'firmware checksum and the yeast of bread', k => 5)""").fetchall()
+        assert served_inputs(model_server_url) == before
+        assert {r[2] for r in rows} == {6, 11} and [r[0] for r in rows] == [1, 2]
+        assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)
+        # Both articles hold two of the query's words, equally rare; "yeast" twice in the
+        # sourdough article (term frequency) puts it first.
+        assert rows[0][2] == 6
+        assert _ids(conn, """SELECT (hit).id FROM ai.text_search(NULL::articles_embedding, 'bread',
+                             filter => '{"category": "tech"}')""") == []
+        assert _ids(conn, "SELECT (hit).id FROM ai.text_search(NULL::articles_embedding, 'the of and')") == []
+
+
 # --- the query-embedding cache -------------------------------------------------------------
 
 def test_a_repeated_query_makes_no_model_call(db, model_server_url):
