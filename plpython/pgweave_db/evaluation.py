@@ -32,7 +32,6 @@ from .errors import fail
 from .query_cache import prepared, vectorizer_config
 
 METHODS = ("semantic", "hybrid", "text")
-METRICS = ("ndcg", "recall", "precision", "hit_rate", "mrr", "map")
 QUERY_SET_SHAPE = ("CREATE TABLE my_queries (query_id text PRIMARY KEY, query text NOT NULL, "
                    "relevant jsonb NOT NULL)  -- relevant: {\"source key\": grade}")
 
@@ -103,10 +102,12 @@ def retrieval_metrics(ranked: list[str] | None, relevant_json: str | None, k: in
 
 
 def _json(value: Any) -> str | None:
+    """A value as JSON text, None as SQL NULL."""
     return None if value is None else json.dumps(value)
 
 
 def _check_k(k: int | None) -> None:
+    """Refuse a k outside 1..10000 with the fix."""
     if k is None or k < 1 or k > 10000:
         fail(f"k must be between 1 and 10000, got {k}", sqlstate="22023", hint="e.g. k => 10")
 

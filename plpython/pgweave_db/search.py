@@ -26,6 +26,7 @@ _FILTER_HINT = """e.g. filter => '{"category": "news", "lang": ["en", "de"]}'"""
 
 
 def _q(name: str) -> str:
+    """An identifier, quoted."""
     return plpy.quote_ident(name)
 
 

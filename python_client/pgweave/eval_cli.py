@@ -68,6 +68,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     widths[0] = max(8, min(widths[0], WIDTH - others))
 
     def line(row: list[str]) -> str:
+        """One row, padded and cut to the widths."""
         first = row[0] if len(row[0]) <= widths[0] else row[0][:widths[0] - 1] + "…"
         return "  ".join([first.ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]).rstrip()
 
@@ -75,16 +76,19 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _num(value: float | None, digits: int = 4) -> str:
+    """A number with the given digits, '-' for none."""
     return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _metric_rows(run: ev.Run) -> list[list[str]]:
+    """A run's metrics as table rows, the headline ones first."""
     names = [f"{m}@{run.k}" for m in ("ndcg", "recall", "precision", "hit_rate", "mrr", "map")]
     names += [n for n in run.metrics if n not in names]
     return [[n, _num(run.metrics[n], 1 if n.startswith("latency") else 4)] for n in names if n in run.metrics]
 
 
 def _print_run(run: ev.Run) -> None:
+    """A run: what was measured, with which configuration, and its metrics."""
     search = run.config.get("search") or run.config.get("rag") or {}
     emb = (run.config.get("vectorizer") or {}).get("embedding") or {}
     head = (f"run {run.id}  {run.vectorizer}  {run.method}  k={run.k}  {run.queries} queries"
