@@ -10,7 +10,10 @@ version installed in it. Modules, in the order a row travels:
 - ``ollama``, ``openai``: model providers;
 - ``chunking``, ``formatting``: what a row becomes before it is embedded;
 - ``engine``: claim, load, chunk, format, embed, store: the vectorizer batch;
-- ``search``: a search query's embedding (cached), the search statement, RAG's prompt and answer;
+- ``search``: the parts of a search statement (the statements are SQL, 50_search.sql);
+- ``query_cache``: a search query's embedding, cached; ``rag``: RAG's prompt and answer;
+- ``evaluation``: retrieval and RAG quality metrics, runs and comparisons;
+- ``gateway``: SECURITY DEFINER functions that answer only pgweave's own code;
 - ``secrets``: API keys, and redaction;
 - ``vectors``: conversion between Python lists and pgvector's text form.
 - ``errors``: PostgreSQL errors with SQLSTATE, hint and detail.
