@@ -1,7 +1,7 @@
 """Hardening: superuser-controlled model hosts, environment secrets and limits; the secret policy.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from pgweave.migration_sql import drop_code, run_sql_file
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
