@@ -1,21 +1,5 @@
 -- Re-applied on every install: what operators look at.
 
--- Parked items of a vectorizer; for the status view. SECURITY DEFINER like
--- vectorizer_queue_pending: a count, never contents.
-CREATE OR REPLACE FUNCTION ai._failed_items(vectorizer_id int) RETURNS bigint
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v ai.vectorizer := ai._vectorizer(vectorizer_id);
-    n bigint;
-BEGIN
-    IF ai._is_plain_table(v.failed_relid) THEN
-        EXECUTE format('SELECT pg_catalog.count(*) FROM %s', v.failed_relid::regclass) INTO n;
-    END IF;
-    RETURN n;
-END
-$$;
-
 -- The chunks of a vectorizer's store the caller can see (its rights and the store's policies
 -- decide, so how many chunks exist says nothing a reader could not count itself); NULL for a
 -- caller who may not read the store.
@@ -48,7 +32,7 @@ SELECT
     ai._qualified(v.view_schema, v.view_name) AS view,
     ai._qualified(v.target_schema, v.target_table) AS target_table,
     q.pending AS pending_items,
-    ai._failed_items(v.id) AS failed_items,
+    ai._queue_rows(v.id, true, NULL) AS failed_items,
     ai._stored_chunks(v.id) AS stored_chunks,
     p.items_processed,
     p.chunks_embedded,
