@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import REPO
+from pgweave_testing.helpers import REPO
 
 
 def test_postgres_image_runs_the_same_install_script_as_make_setup():

@@ -1,4 +1,4 @@
-"""Generation from SQL, as *protocol* tests against a tiny random LM (see conftest.tiny_lm_dir).
+"""Generation from SQL, as *protocol* tests against a tiny random LM (see pgweave_testing.models.tiny_lm_dir).
 
 The model's words are gibberish; these tests check what the functions send and return:
 shapes, options (num_predict, temperature, seed, stop), streaming off, and errors.

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from conftest import role_dsn, served_inputs, vec
+from pgweave_testing.helpers import role_dsn, served_inputs, vec
 
 
 def _one(dsn: str, sql: str, params=None):

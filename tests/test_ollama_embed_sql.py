@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from conftest import vec
+from pgweave_testing.helpers import vec
 
 
 def _cosine(a, b) -> float:

@@ -13,7 +13,7 @@ import json
 import psycopg
 import pytest
 
-from conftest import execute_vectorizer, role_dsn, served_inputs, vec
+from pgweave_testing.helpers import execute_vectorizer, role_dsn, served_inputs, vec
 
 ARTICLES = [
     (1, "Cats", "pets", "Cats are small domesticated carnivores. They purr when they are content, "

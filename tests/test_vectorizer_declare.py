@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import execute_vectorizer, role_dsn
+from pgweave_testing.helpers import execute_vectorizer, role_dsn
 
 BLOG = """
 CREATE TABLE blog (id int PRIMARY KEY, title text NOT NULL, contents text);

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from conftest import execute_vectorizer, served_inputs
+from pgweave_testing.helpers import execute_vectorizer, served_inputs
 
 SPLITTER = RecursiveCharacterTextSplitter(chunk_size=100, chunk_overlap=0,
                                           separators=["\n\n", "\n", ".", "?", "!", " ", ""])

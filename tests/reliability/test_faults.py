@@ -10,12 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import install
+from pgweave.install import install
 from pgweave.localdb import LocalCluster
 from pgweave.services import start_model_server
 
-from .checker import check_exact
-from .fault_proxy import FaultProxy
+from pgweave_testing.checker import check_exact
+from pgweave_testing.fault_proxy import FaultProxy
 
 TEXT = ("Row {i} talks about replication slots and write-ahead logging.\n\n"
         "It then covers vacuum, visibility maps and index-only scans for row {i}.")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import SERVER_LOG, role_dsn
+from pgweave_testing.database import SERVER_LOG
+from pgweave_testing.helpers import role_dsn
 
-from .fault_proxy import FaultProxy
+from pgweave_testing.fault_proxy import FaultProxy
 
 KEY = "sk-pgweave-test-SECRET-0123456789abcdef"
 

@@ -11,7 +11,7 @@ import psycopg
 
 from pgweave.worker import run_worker
 
-from .checker import check_exact
+from pgweave_testing.checker import check_exact
 
 WORDS = "index vacuum replica planner tuple page lock snapshot commit checkpoint".split()
 
