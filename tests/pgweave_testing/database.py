@@ -122,7 +122,7 @@ def app_role(db) -> Iterator[str]:
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0] is False
     yield dsn
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("DROP OWNED BY app_user; DROP ROLE app_user")
+        conn.execute("DROP OWNED BY app_user CASCADE; DROP ROLE app_user")
 
 
 @pytest.fixture(scope="session")

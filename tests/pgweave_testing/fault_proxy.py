@@ -113,9 +113,16 @@ class FaultProxy:
         with self._lock:
             return [r for r in self.seen if r["method"] == "POST" and r["path"].endswith(suffix)]
 
-    def wait_held(self, n: int, timeout: float = 60.0) -> None:
-        """Wait until ``n`` requests wait at the gate at the same time."""
-        wait_until(lambda: self.held >= n, f"{n} requests held at the gate at once (now {self.held})", timeout)
+    def wait_held(self, n: int, timeout: float = 60.0, threads=()) -> None:
+        """Wait until ``n`` requests wait at the gate at the same time; a thread of ``threads``
+        that ends meanwhile (it failed, or never reached the model) has its outcome raised."""
+        def check() -> bool:
+            for thread in threads:
+                if not thread.is_alive():
+                    thread.result(0)
+                    raise AssertionError(f"{thread.name} finished before {n} requests were held")
+            return self.held >= n
+        wait_until(check, f"{n} requests held at the gate at once", timeout)
 
     def release(self, n: int = 1) -> None:
         """Let ``n`` held (or future gated) requests through."""

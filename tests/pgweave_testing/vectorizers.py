@@ -30,12 +30,16 @@ def create_vectorizer(dsn: str, table: str = "docs", rows: dict | None = None, *
                       column: str = "body", model: str = "ai.embedding_ollama('all-minilm', 384)",
                       chunking: str = "ai.chunking_recursive_character_text_splitter(100, 0)",
                       processing: str = "", scheduling: str = "ai.scheduling_none()",
-                      indexing: str = "ai.indexing_none()", extra: str = "") -> Vectorizer:
+                      indexing: str = "ai.indexing_none()", extra: str = "",
+                      owner: str | None = None) -> Vectorizer:
     """Create ``table`` (id, body, other), insert ``rows`` (id -> body), declare a vectorizer on
     it (no schedule, no index unless told) and return its names. ``extra`` is appended to the
-    create_vectorizer arguments (e.g. ", grant_to => ARRAY['reader']")."""
+    create_vectorizer arguments (e.g. ", grant_to => ARRAY['reader']"). ``owner``: the role the
+    table is given to before the vectorizer is declared (the vectorizer belongs to it)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE {table} ({columns})")
+        if owner:
+            conn.execute(f"ALTER TABLE {table} OWNER TO {owner}")
         vid = conn.execute(f"""SELECT ai.create_vectorizer('{table}'::regclass,
             loading => ai.loading_column('{column}'), embedding => {model}, chunking => {chunking},
             scheduling => {scheduling}, indexing => {indexing},
