@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from pgweave_testing.checker import check_exact, stored_chunks
+from pgweave_testing.claims import read_claims, record_claims
 from pgweave_testing.fault_proxy import FaultProxy
 from pgweave_testing.helpers import execute_vectorizer, served_inputs, started, wait_until
 from pgweave_testing.vectorizers import create_vectorizer
@@ -223,33 +224,15 @@ def test_backfill_queues_existing_rows_and_shows_progress(db):
         assert conn.execute("SELECT pending_items, stored_chunks, items_processed FROM ai.vectorizer_status").fetchone() == (0, 120, 120)
 
 
-def _log_claims(db: str, store: str = "docs_embedding_store") -> None:
-    """Record, for every chunk a drainer writes, which drainer (its application_name) wrote it."""
-    with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("CREATE TABLE public.claims (drainer text, id int)")
-        conn.execute("GRANT INSERT, SELECT ON public.claims TO PUBLIC")
-        conn.execute("""CREATE FUNCTION public.log_claim() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN INSERT INTO public.claims VALUES (current_setting('application_name'), NEW.id); RETURN NULL; END $$""")
-        conn.execute(f"CREATE TRIGGER log_claim AFTER INSERT ON {store} FOR EACH ROW EXECUTE FUNCTION public.log_claim()")
-
-
-def _claims(db: str) -> dict[str, list[int]]:
-    """Drainer -> the keys whose chunks it wrote."""
-    out: dict[str, list[int]] = {}
-    with psycopg.connect(db) as conn:
-        for drainer, key in conn.execute("SELECT drainer, id FROM public.claims ORDER BY drainer, id"):
-            out.setdefault(drainer, []).append(key)
-    return out
-
-
 def test_concurrent_drainers_split_the_queue_without_double_processing_or_loss(db, st_model):
     """Four drainers, provably mid-batch at the same time (the model server holds all four
-    requests at once); every key written by exactly one of them, and all keys written."""
+    requests at once); every item processed by exactly one of them, none left, and both items
+    of a key by the same one."""
     proxy = FaultProxy(_model_url(db))
     try:
-        create_vectorizer(db, processing="batch_size => 5",
-                          model=f"ai.embedding_ollama('all-minilm', 384, base_url => '{proxy.url}')")
-        _log_claims(db)
+        v = create_vectorizer(db, processing="batch_size => 5",
+                              model=f"ai.embedding_ollama('all-minilm', 384, base_url => '{proxy.url}')")
+        record_claims(db, v.queue)
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute("INSERT INTO docs (id, body) SELECT i, 'Row ' || i || ' of the concurrent test.' FROM generate_series(1, 60) i")
             conn.execute("UPDATE docs SET body = body || ' Edited.'")  # a second queued item for every key
@@ -269,10 +252,10 @@ def test_concurrent_drainers_split_the_queue_without_double_processing_or_loss(d
             d.result(180)
     finally:
         proxy.close()
-    claims = _claims(db)
-    assert sorted(claims) == [f"drainer{i}" for i in range(4)], claims  # every drainer wrote a batch
-    every = [key for keys in claims.values() for key in keys]
-    assert sorted(every) == list(range(1, 61)), "a key written twice, or never"
+    claims = read_claims(db)
+    claims.assert_split_exactly({f"drainer{i}" for i in range(4)})
+    keys = list(claims.keys.values())  # both items of a key went to one drainer
+    assert sum(len(k) for k in keys) == len(set().union(*keys)) == 60
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT items_processed, chunks_embedded FROM ai.vectorizer_status").fetchone() == (120, 60)
         assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == 0
