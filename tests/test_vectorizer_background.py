@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import psycopg
 
-
-def _wait_for(conn, sql: str, timeout: float) -> float:
-    start = time.monotonic()
-    while not conn.execute(sql).fetchone()[0]:
-        assert time.monotonic() - start < timeout, f"not true after {timeout:.0f}s: {sql}"
-        time.sleep(0.1)
-    return time.monotonic() - start
+from pgweave_testing.helpers import sql_until
 
 
 def test_pg_cron_schedules_a_resident_job_that_keeps_the_store_in_sync(cron_db):
@@ -29,11 +21,11 @@ def test_pg_cron_schedules_a_resident_job_that_keeps_the_store_in_sync(cron_db):
                 JOIN ai.vectorizer_status s ON s.id = v.id WHERE v.id = %s""", (vid,)).fetchone()
             assert (impl, job_active, schedule) == ("cron", True, "cron")
             # pg_cron starts the job at the next minute; from then on it stays resident.
-            _wait_for(conn, "SELECT count(*) = 1 FROM bg_notes_embedding", 90)
+            sql_until(cron_db, "SELECT count(*) = 1 FROM bg_notes_embedding", "pg_cron's job backfilled the note", 150)
             conn.execute("INSERT INTO bg_notes VALUES (2, 'A new note, embedded in the background.')")
             conn.execute("UPDATE bg_notes SET body = 'The existing note, edited.' WHERE id = 1")
-            _wait_for(conn, """SELECT count(*) = 2 AND bool_and(chunk <> 'Existing note to backfill.')
-                               FROM bg_notes_embedding""", 30)
+            sql_until(cron_db, """SELECT count(*) = 2 AND bool_and(chunk <> 'Existing note to backfill.')
+                                  FROM bg_notes_embedding""", "the resident job embedded the insert and the edit", 150)
             conn.execute("SELECT ai.disable_vectorizer_schedule(%s)", (vid,))
             assert conn.execute("SELECT active FROM cron.job WHERE jobname = 'pgweave_vectorizer_' || %s",
                                 (vid,)).fetchone()[0] is False
