@@ -262,6 +262,40 @@ def test_concurrent_drainers_split_the_queue_without_double_processing_or_loss(d
     check_exact(db, st_model)
 
 
+def _one_batch(dsn: str, name: str) -> None:
+    """CALL ai.execute_vectorizer for one batch only."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CALL ai.execute_vectorizer(%s, max_batches => 1)", (name,))
+
+
+def test_a_change_queued_while_its_key_is_mid_batch_waits_for_that_batch(db, st_model):
+    """Drainer A is mid-batch on row 1 (the model server holds its request); the row changes,
+    queueing a new item; drainer B must leave that item alone (it returns without a model
+    call) until A commits; the next drain stores the new text."""
+    proxy = FaultProxy(_model_url(db))
+    try:
+        v = create_vectorizer(db, rows={1: "The first version."},
+                              model=f"ai.embedding_ollama('all-minilm', 384, base_url => '{proxy.url}')")
+        proxy.mode = "gate"
+        first = started(_one_batch, db, v.name, name="drainer A")
+        proxy.wait_held(1, threads=[first])
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("UPDATE docs SET body = 'The second version.' WHERE id = 1")
+        started(execute_vectorizer, db, v.name, name="drainer B").result(30)  # would wait at the gate
+        assert proxy.held == 1 and len(proxy.posts("/api/embed")) == 1
+        proxy.mode = "pass"
+        proxy.release(1)
+        first.result(60)
+        with psycopg.connect(db) as conn:
+            assert _stored(conn) == {1: ["The first version."]} and _queued(conn) == 1
+        execute_vectorizer(db, v.name)
+    finally:
+        proxy.close()
+    check_exact(db, st_model)
+    with psycopg.connect(db) as conn:
+        assert _stored(conn) == {1: ["The second version."]}
+
+
 @pytest.mark.xfail(strict=True, reason="product bug: a non-superuser table owner cannot drain its "
                    "vectorizer: CALL ai.execute_vectorizer fails with 'permission denied for table "
                    "_vectorizer_errors' while recording the batch's failure (SPEC 4.6: processing runs "
