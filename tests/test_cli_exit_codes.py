@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 
-import psycopg
 import pytest
 
 from pgweave_testing.fault_proxy import FaultProxy
@@ -25,10 +24,8 @@ def searchable(db, app_role, make_vectorizer, model_server_url):
     """docs with a vectorizer whose model server sits behind a proxy the test controls; app_user
     may search it. Yields (app_user's DSN, the proxy)."""
     proxy = FaultProxy(model_server_url)
-    v = make_vectorizer(db, rows=ROWS, extra=", grant_to => ARRAY['app_user']",
+    v = make_vectorizer(db, rows=ROWS, reader="app_user",
                         model=f"ai.embedding_ollama('all-minilm', 384, base_url => '{proxy.url}')")
-    with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("GRANT SELECT ON docs TO app_user")
     execute_vectorizer(db, v.name)
     yield app_role, proxy
     proxy.close()

@@ -20,9 +20,7 @@ ROWS = {1: "Cats purr when they are content.", 2: "VACUUM reclaims the space of 
 @pytest.fixture
 def readable(db, app_role, make_vectorizer):
     """docs with a vectorizer app_user may search (drained), and app_user's DSN."""
-    v = make_vectorizer(db, rows=ROWS, extra=", grant_to => ARRAY['app_user']")
-    with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("GRANT SELECT ON docs TO app_user")
+    v = make_vectorizer(db, rows=ROWS, reader="app_user")
     execute_vectorizer(db, v.name)
     return app_role
 
@@ -53,10 +51,8 @@ def test_a_role_never_granted_ai_usage_gets_permission_denied(db, readable):
 def test_search_with_the_model_server_down_raises_model_server_error(db, app_role, make_vectorizer,
                                                                      model_server_url):
     server = FaultProxy(model_server_url)
-    v = make_vectorizer(db, rows=ROWS, extra=", grant_to => ARRAY['app_user']",
+    v = make_vectorizer(db, rows=ROWS, reader="app_user",
                         model=f"ai.embedding_ollama('all-minilm', 384, base_url => '{server.url}')")
-    with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("GRANT SELECT ON docs TO app_user")
     execute_vectorizer(db, v.name)
     server.close()
     with Client.connect(app_role) as client:

@@ -9,7 +9,6 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from pgweave_testing.fault_proxy import FaultProxy
 from pgweave_testing.helpers import role_dsn, served_inputs, vec
 
 
@@ -108,14 +107,6 @@ def test_statements_planned_for_parallel_workers_call_the_model_in_one_backend(d
         assert conn.execute("SELECT 1").fetchone() == (1,)  # no backend crashed: that would end this one too
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x'))").fetchone()[0] == 384
-
-
-@pytest.fixture
-def recorder(model_server_url):
-    """A loopback HTTP server in front of the model server that records every request."""
-    proxy = FaultProxy(model_server_url)
-    yield proxy
-    proxy.close()
 
 
 def test_ollama_embed_options_and_keep_alive_reach_the_server(app_role, recorder):

@@ -10,17 +10,8 @@ import psycopg
 import pytest
 
 from pgweave_testing.fault_proxy import FaultProxy
-from pgweave_testing.helpers import role_dsn
 
 EMBED = "SELECT vector_dims(ai.openai_embed('all-minilm', 'x', base_url => %s {}))"
-
-
-@pytest.fixture
-def recorder(model_server_url):
-    """A loopback server in front of the model server that records every request."""
-    proxy = FaultProxy(model_server_url)
-    yield proxy
-    proxy.close()
 
 
 def _sent_key(conn, recorder: FaultProxy, extra: str = "") -> str | None:

@@ -12,6 +12,7 @@ import itertools
 import os
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -85,28 +86,33 @@ def _fresh_name(prefix: str) -> str:
     return f"{prefix}_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
 
 
-@pytest.fixture
-def db(pg_server, template_dsn, model_server_url) -> Iterator[str]:
-    """DSN of a fresh database with pgweave installed and ai.ollama_host set to the test server."""
-    name = _fresh_name("t")
+@contextmanager
+def _fresh_database(pg_server: str, prefix: str, template: str | None = None,
+                    settings: dict[str, str] | None = None) -> Iterator[str]:
+    """A new database (from ``template``, with database-level ``settings``), dropped after."""
+    name = _fresh_name(prefix)
     with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-        conn.execute(f"ALTER DATABASE {name} SET ai.ollama_host = '{model_server_url}'")
-        conn.execute(f"ALTER DATABASE {name} SET ai.openai_base_url = '{model_server_url}/v1'")
+        conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+        for setting, value in (settings or {}).items():
+            conn.execute(f"ALTER DATABASE {name} SET {setting} = '{value}'")
     yield with_dbname(pg_server, name)
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db(pg_server, template_dsn, model_server_url) -> Iterator[str]:
+    """DSN of a fresh database with pgweave installed and ai.ollama_host set to the test server."""
+    with _fresh_database(pg_server, "t", TEMPLATE_DB, {"ai.ollama_host": model_server_url,
+                                                       "ai.openai_base_url": model_server_url + "/v1"}) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 def empty_db(pg_server) -> Iterator[str]:
     """DSN of a fresh database without pgweave, for install tests."""
-    name = _fresh_name("e")
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield with_dbname(pg_server, name)
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with _fresh_database(pg_server, "e") as dsn:
+        yield dsn
 
 
 @pytest.fixture

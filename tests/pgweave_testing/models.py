@@ -12,6 +12,7 @@ import pytest
 
 from pgweave.services import ModelServer, ServiceError, start_model_server
 
+from .fault_proxy import FaultProxy
 from .helpers import REPO, TINY_LM
 
 REFERENCE_VECTORS = REPO / "tests" / "data" / "reference_vectors.json"
@@ -63,6 +64,15 @@ def model_server_url(model_server) -> str:
 def model_server_log(model_server) -> Path:
     """The session's model server log file."""
     return Path(model_server.log_path)
+
+
+@pytest.fixture
+def recorder(model_server_url) -> Iterator[FaultProxy]:
+    """A loopback HTTP server in front of the model server that records every request
+    (method, path, headers, JSON body): tests check what was really sent."""
+    proxy = FaultProxy(model_server_url)
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture(scope="session")

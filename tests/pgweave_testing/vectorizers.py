@@ -31,11 +31,12 @@ def create_vectorizer(dsn: str, table: str = "docs", rows: dict | None = None, *
                       chunking: str = "ai.chunking_recursive_character_text_splitter(100, 0)",
                       processing: str = "", scheduling: str = "ai.scheduling_none()",
                       indexing: str = "ai.indexing_none()", extra: str = "",
-                      owner: str | None = None) -> Vectorizer:
+                      owner: str | None = None, reader: str | None = None) -> Vectorizer:
     """Create ``table`` (id, body, other), insert ``rows`` (id -> body), declare a vectorizer on
     it (no schedule, no index unless told) and return its names. ``extra`` is appended to the
     create_vectorizer arguments (e.g. ", grant_to => ARRAY['reader']"). ``owner``: the role the
-    table is given to before the vectorizer is declared (the vectorizer belongs to it)."""
+    table is given to before the vectorizer is declared (the vectorizer belongs to it).
+    ``reader``: a role granted the view and store (grant_to) and SELECT on the table, so it may search."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE {table} ({columns})")
         if owner:
@@ -43,7 +44,10 @@ def create_vectorizer(dsn: str, table: str = "docs", rows: dict | None = None, *
         vid = conn.execute(f"""SELECT ai.create_vectorizer('{table}'::regclass,
             loading => ai.loading_column('{column}'), embedding => {model}, chunking => {chunking},
             scheduling => {scheduling}, indexing => {indexing},
-            processing => ai.processing_default({processing}) {extra})""").fetchone()[0]
+            processing => ai.processing_default({processing}) {extra}
+            {f", grant_to => ARRAY['{reader}']" if reader else ""})""").fetchone()[0]
+        if reader:
+            conn.execute(f"GRANT SELECT ON {table} TO {reader}")
         with conn.cursor() as cur:
             cur.executemany(f"INSERT INTO {table} (id, {column}) VALUES (%s, %s)", list((rows or {}).items()))
         row = conn.execute("""SELECT name, target_schema || '.' || target_table, view_schema || '.' || view_name,
