@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from conftest import declare_test_drainer, execute_vectorizer
+from pgweave_testing.helpers import declare_test_drainer, execute_vectorizer
 from pgweave.cli import app
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 import pgweave
-from conftest import declare_test_drainer, execute_vectorizer
+from pgweave_testing.helpers import declare_test_drainer, execute_vectorizer
 from pgweave import AsyncClient, Client, ai
 from pgweave.errors import (AlreadyExists, ConnectionFailed, InvalidArgument, ModelNotFound, NotFound,
                             NotInstalled, NotInSync, PgweaveError, VectorizerNotFound, from_psycopg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import execute_vectorizer, role_dsn
+from pgweave_testing.helpers import execute_vectorizer, role_dsn
 
 BLOG = """
 CREATE TABLE blog (id int PRIMARY KEY, title text NOT NULL, contents text);
@@ -212,3 +212,13 @@ def test_dropping_the_source_table_leaves_no_broken_vectorizer(db):
         assert _leftovers(conn, vid) == []
         assert conn.execute("SELECT to_regclass('blog_embedding_store') IS NULL").fetchone()[0]
         assert conn.execute("SELECT count(*) FROM ai.vectorizer_status").fetchone()[0] == 0
+
+
+def test_a_table_owner_who_is_not_a_superuser_declares_its_vectorizer(app_role):
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE mine (id int PRIMARY KEY, body text); INSERT INTO mine VALUES (1, 'my row')")
+        conn.execute("""SELECT ai.create_vectorizer('mine'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none())""")
+    execute_vectorizer(app_role, "mine_embedding")
+    with psycopg.connect(app_role) as conn:
+        assert conn.execute("SELECT id, chunk FROM mine_embedding").fetchall() == [(1, "my row")]
