@@ -12,9 +12,3 @@ pytest_plugins = [
     "pgweave_testing.models",
     "pgweave_testing.vectorizers",
 ]
-
-# Kept only so test files not yet moved to `pgweave_testing.helpers` (test_cli_status.py and
-# test_client.py, owned elsewhere this round) keep working; new code must not import these.
-from pgweave_testing.helpers import (  # noqa: E402,F401
-    REPO, TINY_LM, execute_vectorizer, role_dsn, served_inputs, vec,
-)

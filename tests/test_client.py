@@ -316,7 +316,7 @@ def test_hybrid_search_fuses_text_and_vector_ranks(db):
 
 
 def test_rag_answers_with_its_sources_and_prompt(db):
-    from conftest import TINY_LM
+    from pgweave_testing.helpers import TINY_LM
 
     _blog(db)
     with Client.connect(db) as client:
