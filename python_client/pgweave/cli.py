@@ -47,6 +47,8 @@ app.add_typer(db_app, name="db")
 vectorizers_app = typer.Typer(help="List, show, create (from JSON) and drop vectorizers.",
                               invoke_without_command=True)
 app.add_typer(vectorizers_app, name="vectorizers")
+from .serve.commands import models_app  # noqa: E402
+app.add_typer(models_app, name="models")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)

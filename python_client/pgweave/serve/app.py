@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import metrics
+from . import catalog, metrics
 from .models import ModelNotFound, Registry, ServedModel, default_registry
 
 # A release that has every field we implement (truncate, dimensions), so version-gating clients use them.
@@ -120,6 +120,24 @@ def _model_entry(m: ServedModel) -> dict[str, Any]:
     """A model as /api/tags lists it."""
     return {"name": m.name, "model": m.name, "modified_at": m.modified_at, "size": m.size,
             "digest": m.digest, "details": m.details()}
+
+
+def _no_format(body: dict[str, Any]) -> None:
+    """Refuse structured output: a small local model cannot be held to a JSON schema here."""
+    if body.get("format") or body.get("response_format"):
+        raise APIError(400, "format (structured JSON output) is not supported by pgweave serve; "
+                            "leave it out and parse the answer, or use Ollama")
+
+
+def _generate_prompt(model: ServedModel, body: dict[str, Any]) -> str:
+    """/api/generate's prompt: through the model's chat template like Ollama (unless raw), else as given."""
+    prompt = body.get("prompt", "")
+    if not isinstance(prompt, str):
+        raise APIError(400, "prompt must be a string")
+    _, tokenizer = model.generator()
+    if not body.get("raw") and getattr(tokenizer, "chat_template", None):
+        return _chat_prompt(model, [{"role": "user", "content": prompt}], body.get("system"))
+    return f"{body['system']}\n{prompt}" if body.get("system") else prompt
 
 
 def _chat_prompt(model: ServedModel, messages: list[dict[str, Any]], system: str | None = None) -> str:
@@ -247,6 +265,36 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
                 "modified_at": model.modified_at,
                 "capabilities": ["embedding"] if model.kind == "embedding" else ["completion"]}
 
+    @app.post("/api/pull")
+    async def pull(request: Request):
+        """Ollama's pull: make a catalog model present in the models folder, streaming status lines."""
+        body = await _body(request)
+        name = body.get("model") or body.get("name")
+        if not name or not isinstance(name, str):
+            raise APIError(400, "model is required")
+        if catalog.find(name) is None:
+            raise APIError(404, f'model "{name}" is not in the catalog; models that can be pulled: '
+                                f"{', '.join(catalog.pullable())}")
+        lines = catalog.pull(name, registry.home)
+        if body.get("stream", True) is False:
+            try:
+                await run_in_threadpool(lambda: [*lines])
+            except catalog.PullError as exc:
+                raise APIError(500, str(exc)) from None
+            registry.refresh()
+            return {"status": "success"}
+
+        def stream() -> Iterator[str]:
+            """Each status line as it happens; a failure is the last line, as Ollama sends it."""
+            try:
+                for line in lines:
+                    if line["status"] == "success":
+                        registry.refresh()
+                    yield json.dumps(line) + "\n"
+            except catalog.PullError as exc:
+                yield json.dumps({"error": str(exc)}) + "\n"
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
+
     @app.get("/api/ps")
     async def ps():
         """The models in memory; they are never unloaded, hence the far-future expiry."""
@@ -284,12 +332,9 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         """Ollama's completion endpoint, on a local causal LM."""
         body = await _body(request)
         model = _model(registry, body, "generate")
-        prompt = body.get("prompt", "")
-        if not isinstance(prompt, str):
-            raise APIError(400, "prompt must be a string")
-        if body.get("system"):
-            prompt = f"{body['system']}\n{prompt}"
+        _no_format(body)
         start = time.perf_counter()
+        prompt = await run_in_threadpool(_generate_prompt, model, body)
         out = await run_in_threadpool(model.generate, prompt, body.get("options") or {})
         metrics.TOKENS.labels(model.name).inc(out["prompt_tokens"] + out["completion_tokens"])
         final = {"model": body["model"], "created_at": _now(), "response": out["text"], "done": True,
@@ -308,6 +353,7 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         body = await _body(request)
         model = _model(registry, body, "generate")
         messages = _messages(body)
+        _no_format(body)
         start = time.perf_counter()
         prompt = await run_in_threadpool(_chat_prompt, model, messages)
         out = await run_in_threadpool(model.generate, prompt, body.get("options") or {})
@@ -353,6 +399,7 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         body = await _body(request)
         model = _model(registry, body, "generate")
         messages = _messages(body)
+        _no_format(body)
         options = {k: body[k] for k in ("temperature", "top_p", "seed", "stop") if body.get(k) is not None}
         if body.get("max_tokens") or body.get("max_completion_tokens"):
             options["num_predict"] = body.get("max_completion_tokens") or body.get("max_tokens")
