@@ -141,8 +141,9 @@ class ServedModel:
                 if self.runtime == "int8":
                     import torch
 
-                    model[0].auto_model = torch.ao.quantization.quantize_dynamic(
-                        model[0].auto_model, {torch.nn.Linear}, dtype=torch.qint8)
+                    # In place: the transformer is reached through a read-only property.
+                    torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8,
+                                                           inplace=True)
                 self._model = model
                 self.family = getattr(self._model[0].auto_model.config, "model_type", self.family)
             else:
