@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/bench_runtime.py                         # all-minilm, about 4 minutes on 2 busy cores
     .venv/bin/python bench/bench_runtime.py --model all-mpnet-base-v2 --texts 128
+    .venv/bin/python bench/bench_runtime.py --chat                  # plus smollm2:135m's answer latency
 
 Each runtime embeds the same formatted documentation chunks (the vectorizer's chunking), in
 requests of --batch texts, through the server's own embedding code (ServedModel.embed); the
 rounds interleave the runtimes so that a change in the machine's load hits them all alike.
 Printed: texts/s (median of the rounds) and its ratio to fp32, cosine to fp32 (min and mean),
-and whether each query's nearest chunk is the one fp32 finds. Nothing is asserted.
+and whether each query's nearest chunk is the one fp32 finds. With --chat, also the chat model's
+latency on a fixed question (greedy, 32 tokens). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -92,6 +94,31 @@ class OnnxEmbedder:
         return result
 
 
+def chat_latency(rounds: int) -> None:
+    """Time smollm2:135m answering one question greedily, through the server's generation code."""
+    entry = catalog.find("smollm2:135m")
+    path = catalog.present_path(entry)
+    if path is None:
+        raise SystemExit("smollm2:135m is not present: pgweave models pull smollm2:135m")
+    model = ServedModel(entry.name, path, "generate")
+    start = time.perf_counter()
+    model.ensure_loaded()
+    load = time.perf_counter() - start
+    _, tokenizer = model.generator()
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": QUERIES[1]}], tokenize=False,
+                                           add_generation_prompt=True)
+    rows = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        out = model.generate(prompt, {"temperature": 0, "num_predict": 32})
+        seconds = time.perf_counter() - start
+        rows.append([f"{seconds:.2f}", out["prompt_tokens"], out["completion_tokens"],
+                     f"{out['completion_tokens'] / seconds:.1f}"])
+    say(f"answer: {out['text']!r}")
+    table(f"smollm2:135m, greedy answer to a {rows[0][1]}-token chat prompt (load {load:.1f} s)",
+          ["seconds", "prompt tokens", "generated tokens", "tokens/s"], rows)
+
+
 def main() -> None:
     """Measure every runtime on the same chunks and print one table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,7 +126,10 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=256, help="formatted chunks to embed per round")
     parser.add_argument("--batch", type=int, default=64, help="texts per request")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--chat", action="store_true", help="also time the chat model")
     args = parser.parse_args()
+    if args.chat:
+        chat_latency(args.rounds)
 
     entry = catalog.find(args.model)
     path = catalog.present_path(entry)

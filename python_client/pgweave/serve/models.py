@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -222,8 +222,16 @@ class ServedModel:
         return self._model, self._tokenizer
 
     def generate(self, prompt: str, options: dict[str, Any]) -> dict[str, Any]:
-        """Complete ``prompt``; honours num_predict, temperature, top_k, top_p, seed and stop."""
+        """Complete ``prompt`` in one piece: the last item of generate_stream."""
+        *_, final = self.generate_stream(prompt, options)
+        return final
+
+    def generate_stream(self, prompt: str, options: dict[str, Any]) -> Iterator[str | dict[str, Any]]:
+        """Complete ``prompt``, yielding text as tokens are decoded, then a dict (text, token counts,
+        done_reason). Honours num_predict, temperature, top_k, top_p, seed and stop; generation ends
+        at a stop sequence, or when the consumer stops reading."""
         import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         model, tokenizer = self.generator()
         window = self.context_length
@@ -234,26 +242,69 @@ class ServedModel:
         if num_predict < 0:
             num_predict = 128
         temperature = float(options.get("temperature", 0.8))
+        finished = threading.Event()  # set at a stop sequence or when the reader goes away
+
+        class _Finished(StoppingCriteria):
+            """Stop generating once ``finished`` is set."""
+
+            def __call__(self, input_ids, scores, **kwargs):
+                """One flag per sequence of the batch."""
+                return torch.full((input_ids.shape[0],), finished.is_set(), dtype=torch.bool)
+
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs: dict[str, Any] = {"max_new_tokens": max(1, min(num_predict, window - ids.shape[1])),
-                                  "pad_token_id": tokenizer.pad_token_id or 0}
+                                  "pad_token_id": tokenizer.pad_token_id or 0, "streamer": streamer,
+                                  "stopping_criteria": StoppingCriteriaList([_Finished()])}
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature,
                           top_k=int(options.get("top_k", 40)), top_p=float(options.get("top_p", 0.9)))
         else:
             kwargs.update(do_sample=False)
-        with self.lock, torch.no_grad():
-            if options.get("seed") is not None:
-                torch.manual_seed(int(options["seed"]))
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
-        new_ids = out[0, ids.shape[1]:]
-        text = tokenizer.decode(new_ids, skip_special_tokens=True)
-        done_reason = "length" if len(new_ids) >= kwargs["max_new_tokens"] else "stop"
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            """Generate under the model's lock (one generation at a time, so a seed means one thing)."""
+            try:
+                with self.lock, torch.no_grad():
+                    if options.get("seed") is not None:
+                        torch.manual_seed(int(options["seed"]))
+                    result["out"] = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
+            except BaseException as exc:  # handed to the reader below
+                result["error"] = exc
+                streamer.end()
+
         stops = options.get("stop") or []
-        for stop in [stops] if isinstance(stops, str) else stops:
-            if stop and stop in text:
-                text, done_reason = text[: text.index(stop)], "stop"
-        return {"text": text, "prompt_tokens": int(ids.shape[1]), "completion_tokens": int(len(new_ids)),
-                "done_reason": done_reason}
+        stops = [s for s in ([stops] if isinstance(stops, str) else stops) if s]
+        hold = max((len(s) for s in stops), default=1) - 1  # text that may still become a stop sequence
+        thread = threading.Thread(target=run, name=f"generate {self.name}", daemon=True)
+        thread.start()
+        text, sent, cut = "", 0, None
+        try:
+            for piece in streamer:
+                if cut is not None:
+                    continue
+                text += piece
+                hits = [text.index(s) for s in stops if s in text]
+                if hits:
+                    cut = min(hits)
+                    finished.set()
+                    if cut > sent:  # never below: the held-back tail covers any stop's beginning
+                        yield text[sent:cut]
+                    continue
+                if len(text) - hold > sent:
+                    yield text[sent:len(text) - hold]
+                    sent = len(text) - hold
+        finally:
+            finished.set()
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        if cut is None and len(text) > sent:
+            yield text[sent:]
+        new_tokens = int(result["out"].shape[1] - ids.shape[1])
+        done_reason = "stop" if cut is not None or new_tokens < kwargs["max_new_tokens"] else "length"
+        yield {"text": text if cut is None else text[:cut], "prompt_tokens": int(ids.shape[1]),
+               "completion_tokens": new_tokens, "done_reason": done_reason}
 
 
 def _human(params: int) -> str:
