@@ -228,7 +228,7 @@ class ServedModel:
 
     def generate_stream(self, prompt: str, options: dict[str, Any]) -> Iterator[str | dict[str, Any]]:
         """Complete ``prompt``, yielding text as tokens are decoded, then a dict (text, token counts,
-        done_reason). Honours num_predict, temperature, top_k, top_p, seed and stop; generation ends
+        done_reason). Honours num_predict, temperature, top_k, top_p, repeat_penalty, seed and stop; generation ends
         at a stop sequence, or when the consumer stops reading."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
@@ -254,7 +254,9 @@ class ServedModel:
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs: dict[str, Any] = {"max_new_tokens": max(1, min(num_predict, window - ids.shape[1])),
                                   "pad_token_id": tokenizer.pad_token_id or 0, "streamer": streamer,
-                                  "stopping_criteria": StoppingCriteriaList([_Finished()])}
+                                  "stopping_criteria": StoppingCriteriaList([_Finished()]),
+                                  # Ollama's default; without it a small model loops on one phrase.
+                                  "repetition_penalty": float(options.get("repeat_penalty", 1.1))}
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature,
                           top_k=int(options.get("top_k", 40)), top_p=float(options.get("top_p", 0.9)))
