@@ -323,6 +323,7 @@ class Registry:
     """Name → model, with Ollama's name rules; catalog models pulled into ``home`` appear by themselves."""
 
     def __init__(self, home: Path | None = None, runtime: str = "fp32") -> None:
+        """An empty registry over the models folder ``home``; embedders run with ``runtime``."""
         self._models: dict[str, ServedModel] = {}
         self._aliases: dict[str, str] = {}
         self.home = home or catalog.models_home()
