@@ -21,7 +21,7 @@ import openai
 import psycopg
 import pytest
 
-from conftest import role_dsn, vec
+from pgweave_testing.helpers import role_dsn, vec
 
 CHAT = "smollm2:135m"
 MPNET = "all-mpnet-base-v2"
