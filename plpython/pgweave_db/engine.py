@@ -246,10 +246,10 @@ def step(vectorizer_id: int, skip: list[int] | None, create_index: bool, runner:
     A vectorizer that cannot even claim returns {"error", "sqlstate", "hint"} after recording
     why, so that the caller commits the record before it raises.
     """
-    if only_if_work and not operation(vectorizer_id, "has_work"):
-        return {"items": 0, "idle": True, "failed": []}
     try:
         with plpy.subtransaction():
+            if only_if_work and not operation(vectorizer_id, "has_work"):
+                return {"items": 0, "idle": True, "failed": []}
             claimed = operation(vectorizer_id, "claim", {"skip": skip or []})
     except Exception as exc:
         if stops(exc):
