@@ -221,10 +221,12 @@ def record_error(vectorizer_id: int, exc: BaseException, items: int) -> str:
                "hint": secrets.redact(hint_of(exc) or "") or None,
                "error_type": type(exc).__name__}
     plpy.execute(plpy.prepare(
-        "INSERT INTO ai._vectorizer_errors (vectorizer_id, message, details) VALUES ($1, $2, $3::jsonb)",
+        "INSERT INTO ai._vectorizer_errors (vectorizer_id, message, details, recorded) "
+        "VALUES ($1, $2, $3::jsonb, pg_catalog.clock_timestamp())",
         ["int", "text", "text"]), [vectorizer_id, text, json.dumps(details)])
     plpy.execute(plpy.prepare(
-        "UPDATE ai._vectorizer_progress SET last_error_at = pg_catalog.now(), last_error = $2 WHERE vectorizer_id = $1",
+        "UPDATE ai._vectorizer_progress SET last_error_at = pg_catalog.clock_timestamp(), last_error = $2 "
+        "WHERE vectorizer_id = $1",
         ["int", "text"]), [vectorizer_id, text])
     return text
 
