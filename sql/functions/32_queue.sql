@@ -14,7 +14,8 @@ AS $$
             _queued_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
             _attempts int NOT NULL DEFAULT 0,
             _retry_after timestamptz,
-            _last_error text
+            _last_error text,
+            loading_retries int GENERATED ALWAYS AS (_attempts) STORED   -- pgai's name for it
         )$q$, ai._qualified(v.queue_schema, v.queue_table), ai._pk_columns(v.source_pk, false)),
         format('CREATE INDEX ON %s (%s)', ai._qualified(v.queue_schema, v.queue_table), ai._pk_list(v.source_pk)),
         format($q$CREATE TABLE %s (
@@ -107,10 +108,12 @@ CREATE OR REPLACE FUNCTION ai.retry_failed(name text) RETURNS bigint
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ai.retry_failed(ai._vectorizer_id(name)) $$;
 
--- Items waiting in the queue. exact => false stops counting at 10,000 and estimates beyond.
+-- Items waiting in the queue. exact_count => false (pgai's name; exact => is pgweave's earlier
+-- one, and wins when given) stops counting at 10,000 and estimates beyond.
 -- SECURITY DEFINER: status readers need counts, not rights on the queue; it counts only a
 -- vectorizer's own queue, found by OID, and only while it is a plain table.
-CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(vectorizer_id int, exact boolean DEFAULT false) RETURNS bigint
+CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(vectorizer_id int, exact_count boolean DEFAULT false,
+                                                       exact boolean DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -120,7 +123,7 @@ BEGIN
     IF NOT ai._is_plain_table(v.queue_relid) THEN
         RETURN NULL;
     END IF;
-    IF exact THEN
+    IF coalesce(exact, exact_count) THEN
         EXECUTE format('SELECT pg_catalog.count(*) FROM %s', v.queue_relid::regclass) INTO n;
         RETURN n;
     END IF;
@@ -132,9 +135,10 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(name text, exact boolean DEFAULT false) RETURNS bigint
+CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(name text, exact_count boolean DEFAULT false,
+                                                       exact boolean DEFAULT NULL) RETURNS bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT ai.vectorizer_queue_pending(ai._vectorizer_id(name), exact) $$;
+AS $$ SELECT ai.vectorizer_queue_pending(ai._vectorizer_id(name), exact_count, exact) $$;
 
 -- True for an ordinary, non-partitioned table with no rules: what a superuser-owned
 -- function may count without running code of the table's owner (a rule could turn a
