@@ -110,7 +110,10 @@ def translate(v: PgaiVectorizer) -> None:
         "indexing": indexing, "processing": processing,
         "scheduling": {"implementation": "cron", "schedule": "* * * * *", "loop_seconds": 62, "poll_interval": 0.2},
     }
-    v.notes.append("processed in the background by pgweave's scheduler (pgai's worker is no longer needed)")
+    if v.row.get("disabled"):
+        v.notes.append("disabled in pgai: its schedule stays disabled (ai.enable_vectorizer_schedule to start it)")
+    else:
+        v.notes.append("processed in the background by pgweave's scheduler (pgai's worker is no longer needed)")
     if v.restore_chunks:
         v.notes.append(f"template {v.arguments['formatting']['template']!r}: each row is queued once so that "
                        "its chunks are stored without the template (embeddings reused, no model call)")
@@ -218,6 +221,8 @@ def _migrate_one(conn: psycopg.Connection, v: PgaiVectorizer) -> None:
          "ts": r["target_schema"], "tt": r["target_table"], "vs": r["view_schema"], "vn": r["view_name"],
          **args}).fetchone()[0]
     assert created == vid, (created, vid)
+    if r.get("disabled"):
+        conn.execute("SELECT ai.disable_vectorizer_schedule(%s)", (vid,))
     pk = _pk(v)
     backup = sql.Identifier(BACKUP_SCHEMA, old_store)
     new_store = sql.Identifier(r["target_schema"], r["target_table"])
