@@ -50,10 +50,12 @@ class PgaiVectorizer:
 
     @property
     def view(self) -> str:
+        """The view users query, schema-qualified."""
         return f"{self.row['view_schema']}.{self.row['view_name']}"
 
     @property
     def store(self) -> str:
+        """The store table, schema-qualified."""
         return f"{self.row['target_schema']}.{self.row['target_table']}"
 
     @property
@@ -72,6 +74,7 @@ class Plan:
 
     @property
     def problems(self) -> list[str]:
+        """Why vectorizers cannot be migrated, one line each (empty: all can)."""
         return [f"vectorizer {v.row['id']} ({v.row['name']}): {p}" for v in self.vectorizers for p in v.problems]
 
 
