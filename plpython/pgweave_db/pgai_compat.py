@@ -1,14 +1,14 @@
 """pgai's SQL helpers that have no vectorizer behind them: text chunkers and OpenAI tokens.
 
-The chunkers are pgweave's own (``chunking``), with LangChain's defaults, which pgai's
-``ai.chunk_text`` / ``ai.chunk_text_recursively`` use when an argument is NULL.
+The chunkers are the vectorizers' own (``chunking``, with its checks), with LangChain's
+defaults, which pgai's ``ai.chunk_text`` / ``ai.chunk_text_recursively`` use for a NULL argument.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
-from .chunking import CharacterTextSplitter, RecursiveCharacterTextSplitter
+from . import chunking
 from .errors import fail
 
 # LangChain's TextSplitter defaults (what pgai passes on for a NULL argument).
@@ -16,37 +16,36 @@ _SIZE, _OVERLAP = 4000, 200
 _RECURSIVE_SEPARATORS = ["\n\n", "\n", " ", ""]
 
 
-def _sizes(chunk_size: int | None, chunk_overlap: int | None) -> tuple[int, int]:
-    """chunk_size and chunk_overlap with defaults, or an error saying what is wrong."""
-    size = _SIZE if chunk_size is None else chunk_size
-    overlap = min(_OVERLAP, size) if chunk_overlap is None else chunk_overlap
-    if size < 1 or overlap < 0 or overlap > size:
-        fail(f"chunk_overlap ({overlap}) must be between 0 and chunk_size ({size}), and chunk_size positive",
-             sqlstate="22023", hint="e.g. chunk_size => 800, chunk_overlap => 100")
-    return size, overlap
+def _chunks(config: dict[str, Any], text: str | None) -> Iterator[tuple[int, str]]:
+    """(seq, chunk) rows of ``text`` by a chunking config, checked as a vectorizer's is."""
+    config = {k: v for k, v in config.items() if v is not None}
+    config.setdefault("chunk_size", _SIZE)
+    config.setdefault("chunk_overlap", min(_OVERLAP, config["chunk_size"] // 2))
+    try:
+        chunking.check_config(config)
+        return enumerate(chunking.chunk(config, text))
+    except chunking.ChunkingConfigError as exc:
+        fail(str(exc), sqlstate="22023", hint=exc.hint)
+    except ValueError as exc:
+        fail(str(exc), sqlstate="22023")
 
 
 def chunk_text(text: str | None, chunk_size: int | None, chunk_overlap: int | None,
                separator: str | None, is_separator_regex: bool | None) -> Iterator[tuple[int, str]]:
     """(seq, chunk) rows of ``text`` split on one separator; NULL text has none."""
-    if text is None:
-        return iter(())
-    size, overlap = _sizes(chunk_size, chunk_overlap)
-    splitter = CharacterTextSplitter(size, overlap, "\n\n" if separator is None else separator,
-                                     bool(is_separator_regex))
-    return enumerate(splitter.split_text(text))
+    return _chunks({"implementation": "character_text_splitter", "chunk_size": chunk_size,
+                    "chunk_overlap": chunk_overlap, "separator": separator,
+                    "is_separator_regex": bool(is_separator_regex)}, text)
 
 
 def chunk_text_recursively(text: str | None, chunk_size: int | None, chunk_overlap: int | None,
                            separators: Sequence[str] | None,
                            is_separator_regex: bool | None) -> Iterator[tuple[int, str]]:
     """(seq, chunk) rows of ``text`` split recursively on ``separators``; NULL text has none."""
-    if text is None:
-        return iter(())
-    size, overlap = _sizes(chunk_size, chunk_overlap)
-    splitter = RecursiveCharacterTextSplitter(size, overlap, list(separators or _RECURSIVE_SEPARATORS),
-                                              bool(is_separator_regex))
-    return enumerate(splitter.split_text(text))
+    return _chunks({"implementation": "recursive_character_text_splitter", "chunk_size": chunk_size,
+                    "chunk_overlap": chunk_overlap,
+                    "separators": list(separators) if separators else _RECURSIVE_SEPARATORS,
+                    "is_separator_regex": bool(is_separator_regex)}, text)
 
 
 def _encoding(model: str) -> Any:
