@@ -65,11 +65,8 @@ def _searches(conn, query: str) -> list:
 
 
 @pytest.fixture
-def pgai_db(pg_server, model_server_url):
-    """A database with pgai 0.12.1 installed by `pgai install` and three vectorizers of different
-    shapes: blog (recursive chunks, template $title: $chunk, granted to a reader), app.notes (a
-    non-superuser's table, composite key, no chunking, own view name), docs (character
-    splitter, created after pgai's worker ran: all pending, and its schedule disabled)."""
+def empty_pgai_db(pg_server):
+    """A database with pgai 0.12.1 installed by its own `pgai install`, and no vectorizer yet."""
     pgai = _pgai()
     name = f"pgai_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server, autocommit=True) as conn:
@@ -82,6 +79,18 @@ def pgai_db(pg_server, model_server_url):
         conn.execute("CREATE EXTENSION vector")
     installed = subprocess.run([str(pgai), "install", "-d", dsn], capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
+    yield dsn
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pgai_db(empty_pgai_db, model_server_url):
+    """The pgai database with three vectorizers of different shapes, filled by pgai's worker:
+    blog (recursive chunks, template $title: $chunk, granted to a reader), app.notes (a
+    non-superuser's table, composite key, no chunking, own view name), docs (character
+    splitter, created after pgai's worker ran: all pending, and its schedule disabled)."""
+    pgai, dsn = _pgai(), empty_pgai_db
     emb = f"ai.embedding_ollama('all-minilm', 384, base_url => '{model_server_url}')"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"""
@@ -114,9 +123,7 @@ def pgai_db(pg_server, model_server_url):
             SELECT ai.disable_vectorizer_schedule(3);""")
         assert conn.execute("SELECT count(*) FROM blog_embedding").fetchone()[0] > 8   # pgai filled it
         assert conn.execute("SELECT chunk FROM blog_embedding WHERE id = 1 LIMIT 1").fetchone()[0].startswith("Post 1: ")
-    yield dsn
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return dsn
 
 
 def test_a_pgai_database_moves_over_with_every_embedding_and_the_same_searches(pgai_db, model_server_url):
@@ -170,6 +177,23 @@ def test_a_pgai_database_moves_over_with_every_embedding_and_the_same_searches(p
         conn.execute(f"GRANT SELECT ON blog TO {READER}")
     with psycopg.connect(role_dsn(pgai_db, READER)) as conn:
         assert conn.execute("SELECT count(*) FROM blog_embedding").fetchone()[0] > 8
+
+
+def test_a_vectorizer_pgweave_cannot_run_stops_the_migration_before_any_change(empty_pgai_db, model_server_url):
+    with psycopg.connect(empty_pgai_db, autocommit=True) as conn:
+        conn.execute(f"""CREATE TABLE faq (id int PRIMARY KEY, answer text);
+            SELECT ai.create_vectorizer('faq'::regclass, loading => ai.loading_column('answer'),
+                embedding => ai.embedding_ollama('all-minilm', 384, base_url => '{model_server_url}'),
+                chunking => ai.chunking_none(), destination => ai.destination_column('answer_embedding'))""")
+    dry = _cli("migrate-from-pgai", empty_pgai_db)
+    assert dry.returncode == 1 and "cannot migrate: its embedding is a column" in dry.stdout
+    refused = _cli("migrate-from-pgai", empty_pgai_db, "--apply", "--force")
+    assert refused.returncode == 1 and "nothing was changed" in refused.stderr
+    as_owner = _cli("migrate-from-pgai", role_dsn(empty_pgai_db, OWNER), "--apply", "--force")
+    assert as_owner.returncode == 1 and "connect as a superuser" in as_owner.stderr
+    with psycopg.connect(empty_pgai_db) as conn:
+        assert conn.execute("SELECT to_regclass('ai.pgai_lib_version') IS NOT NULL, "
+                            "to_regnamespace('ai_pgai') IS NULL").fetchone() == (True, True)
 
 
 def test_a_database_without_pgai_is_refused_with_what_to_do(db):

@@ -253,25 +253,33 @@ def _migrate_one(conn: psycopg.Connection, v: PgaiVectorizer) -> None:
 
 def migrate(dsn: str, force: bool = False) -> Plan:
     """Migrate the database at ``dsn`` (see the module's docstring); returns what was migrated."""
-    from .install import _connected, alembic_config, arrange_background
+    import sqlalchemy
     from alembic import command
 
+    from .install import _connected, _install_error, alembic_config, arrange_background
+
     with psycopg.connect(dsn) as conn:
+        if not conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
+            raise MigrationRefused("nothing was changed: the migration installs pgweave (the extension plpython3u) "
+                                   "and replaces pgai's triggers on every owner's tables: connect as a superuser")
         p = plan(conn)
     if p.problems:
         raise MigrationRefused("nothing was changed; these vectorizers cannot be migrated:\n  " + "\n  ".join(p.problems))
     if p.worker_seen_seconds_ago is not None and p.worker_seen_seconds_ago < 120 and not force:
         raise MigrationRefused(f"pgai's vectorizer worker was alive {p.worker_seen_seconds_ago:.0f} s ago: stop it "
                                "(and every `pgai vectorizer worker`) first, or pass --force if it is stopped")
-    with _connected(dsn) as connection:
-        conn = connection.connection.driver_connection
-        _detach_pgai(conn, p)
-        command.upgrade(alembic_config(connection), "head")
-        for v in p.vectorizers:
-            _migrate_one(conn, v)
-        # The tables' owners managed their vectorizers in pgai: they do in pgweave too.
-        conn.execute("""SELECT ai.grant_ai_usage(r.rolname) FROM pg_roles r
-                        WHERE NOT r.rolsuper AND r.rolname IN (SELECT owner FROM ai.vectorizer)""")
+    try:
+        with _connected(dsn) as connection:
+            conn = connection.connection.driver_connection
+            _detach_pgai(conn, p)
+            command.upgrade(alembic_config(connection), "head")
+            for v in p.vectorizers:
+                _migrate_one(conn, v)
+            # The tables' owners managed their vectorizers in pgai: they do in pgweave too.
+            conn.execute("""SELECT ai.grant_ai_usage(r.rolname) FROM pg_roles r
+                            WHERE NOT r.rolsuper AND r.rolname IN (SELECT owner FROM ai.vectorizer)""")
+    except sqlalchemy.exc.DBAPIError as exc:   # nothing was changed: one transaction
+        raise _install_error(exc.orig) from exc
     arrange_background(dsn)
     return p
 
