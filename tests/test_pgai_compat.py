@@ -130,6 +130,21 @@ def test_ollama_model_lists_have_pgais_families_columns(owner):
         conn.execute("SELECT families FROM ai.ollama_ps()").fetchall()  # the column exists
 
 
+def test_openai_embed_sends_token_ids_as_pgai_does_and_a_server_that_refuses_them_says_so(owner, model_server_url):
+    with psycopg.connect(owner) as conn:
+        base = f"{model_server_url}/v1"
+        text = conn.execute("SELECT vector_dims(ai.openai_embed('all-minilm', 'hello', base_url => %s))",
+                            (base,)).fetchone()[0]
+        assert text == 384   # a text still takes the text form
+        assert conn.execute("SELECT ai.openai_embed('all-minilm', NULL::int[], base_url => %s)",
+                            (base,)).fetchone()[0] is None
+        # `pgweave serve`, like Ollama, refuses token ids (its vocabulary is not OpenAI's): the
+        # ids reached it as an array, and its answer comes back without PL/Python's prefix.
+        with pytest.raises(psycopg.Error, match="invalid input type") as caught:
+            conn.execute("SELECT ai.openai_embed('all-minilm', ARRAY[15339, 1917], base_url => %s)", (base,))
+        assert not caught.value.diag.message_primary.startswith("plpy")
+
+
 def test_select_execute_vectorizer_says_to_call_it(owner):
     with psycopg.connect(owner) as conn, pytest.raises(psycopg.errors.WrongObjectType) as caught:
         conn.execute("SELECT ai.execute_vectorizer(1)")

@@ -1,4 +1,4 @@
-"""pgai's SQL helpers that have no vectorizer behind them: text chunkers and OpenAI tokens.
+"""pgai's SQL helpers that have no vectorizer behind them: text chunkers and OpenAI token ids.
 
 The chunkers are the vectorizers' own (``chunking``, with its checks), with LangChain's
 defaults, which pgai's ``ai.chunk_text`` / ``ai.chunk_text_recursively`` use for a NULL argument.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
-from . import chunking
+from . import chunking, openai, vectors
 from .errors import fail
 
 # LangChain's TextSplitter defaults (what pgai passes on for a NULL argument).
@@ -75,3 +75,11 @@ def tokenize(model: str, text: str | None) -> list[int] | None:
 def detokenize(model: str, tokens: Sequence[int] | None) -> str | None:
     """The text of OpenAI token ids for ``model``."""
     return None if tokens is None else _encoding(model).decode(list(tokens))
+
+
+def embed_tokens(model: str, tokens: Sequence[int] | None, *args: Any) -> str | None:
+    """The embedding of one input given as OpenAI token ids (pgvector text); NULL in, NULL out."""
+    if tokens is None:
+        return None
+    vector, = openai.embed(model, [list(tokens)], *args)
+    return vectors.to_pgvector(vector)

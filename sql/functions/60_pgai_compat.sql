@@ -104,6 +104,20 @@ return GD["pgweave"].pgai_compat.detokenize(model, tokens)
 $python$;
 SELECT ai._python_entry_point('ai._openai_detokenize_py(text, int[])', 'openai_detokenize');
 
+-- Embed one text given as OpenAI token ids (pgai's ai.openai_embed(model, int[])); NULL in,
+-- NULL out. Servers that take token ids (OpenAI) embed them; Ollama and `pgweave serve` refuse.
+-- The arguments are the text form's (11_openai.sql), with input_tokens for input_text.
+CREATE OR REPLACE FUNCTION ai._openai_embed_py(model text, input_tokens int[], api_key text DEFAULT NULL,
+    api_key_name text DEFAULT NULL, dimensions int DEFAULT NULL, openai_user text DEFAULT NULL,
+    base_url text DEFAULT NULL) RETURNS vector
+LANGUAGE plpython3u IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+return GD["pgweave"].pgai_compat.embed_tokens(model, input_tokens, api_key, api_key_name, dimensions,
+                                              openai_user, base_url)
+$python$;
+SELECT ai._python_entry_point('ai._openai_embed_py(text, int[], text, text, int, text, text)', 'openai_embed');
+
 -- pgai's queue column loading_retries (its docs query it): the attempts so far. Added to the
 -- queues of vectorizers created before it existed (ai._queue_ddl creates it on new ones).
 DO $$
