@@ -135,7 +135,7 @@ def test_dimension_mismatch_keeps_items_and_says_why(db):
 
 
 def _last_error(conn) -> tuple[str, dict]:
-    return conn.execute("SELECT message, details FROM ai.vectorizer_errors ORDER BY id DESC LIMIT 1").fetchone()
+    return conn.execute("SELECT message, details FROM ai.vectorizer_errors ORDER BY error_id DESC LIMIT 1").fetchone()
 
 
 def test_retyped_source_column_is_refused_and_nothing_changes(db):
