@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from conftest import role_dsn
+from pgweave_testing.helpers import role_dsn
 
 REPO = Path(__file__).resolve().parent.parent
 PGAI_VENV = REPO / ".pgai-venv"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import role_dsn
+from pgweave_testing.helpers import role_dsn
 
 OWNER = "pgai_user"
 
