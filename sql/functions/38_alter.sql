@@ -153,7 +153,7 @@ BEGIN
             ai._embedding_identity(wanted->'embedding') = ai._embedding_identity(cfg->'embedding'));
         done := done || format('building a new generation (vectorizer %s); search answers from the live one until it takes over', gid);
     END IF;
-    RETURN coalesce(array_to_string(done, '; '), 'nothing to change');
+    RETURN coalesce(nullif(array_to_string(done, '; '), ''), 'nothing to change');
 END
 $$;
 
@@ -237,8 +237,8 @@ BEGIN
         RAISE EXCEPTION 'the new generation of vectorizer "%" has not caught up: % items queued, % failed',
             live_name, ai.vectorizer_queue_pending(gid, true), coalesce(ai._failed_items(gid), 0)
             USING ERRCODE = '55000',
-                  HINT = format('CALL ai.execute_vectorizer(%L) processes it now (failed items: SELECT ai.retry_failed(%L)); or SELECT ai.cancel_alter(%L)',
-                                live_name, live_name || ' (next)', live_name);
+                  HINT = format('CALL ai.execute_vectorizer(%L) processes it now (failed items: SELECT ai.retry_failed(%s)); or SELECT ai.cancel_alter(%L)',
+                                live_name, gid, live_name);
     END IF;
     RETURN format('vectorizer "%s" now answers from its new generation', live_name);
 END
