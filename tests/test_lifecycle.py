@@ -43,7 +43,7 @@ class Searcher(threading.Thread):
 
     def __init__(self, dsn: str):
         super().__init__(daemon=True)
-        self.dsn, self.counts, self.errors = dsn, [], []
+        self.dsn, self.counts, self.errors, self.view = dsn, [], [], VIEW
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -51,7 +51,7 @@ class Searcher(threading.Thread):
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 while not self.stop.is_set():
                     self.counts.append(conn.execute(
-                        f"SELECT count(*) FROM ai.semantic_search(NULL::{VIEW}, 'how does the planner choose', k => 5)"
+                        f"SELECT count(*) FROM ai.semantic_search(NULL::{self.view}, 'how does the planner choose', k => 5)"
                     ).fetchone()[0])
         except Exception as exc:  # collected: the test fails on it
             self.errors.append(exc)
@@ -196,3 +196,178 @@ def test_only_the_owner_may_change_a_vectorizer(db):
                 conn.execute(call)
     with psycopg.connect(role_dsn(db, OWNER), autocommit=True) as conn:
         assert conn.execute("SELECT name FROM ai.vectorizer ORDER BY id").fetchall() == [("docs",), ("docs (next)",)]
+
+
+# -- round trips that keep the embeddings ---------------------------------------------------------
+
+def _cli(*args: str) -> str:
+    from typer.testing import CliRunner
+
+    from pgweave.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_show_drop_create_round_trip_adopts_the_kept_store_without_embedding_again(db, model_server_url, tmp_path):
+    dsn = _owner_db(db)
+    spec = tmp_path / "docs.json"
+    spec.write_text(_cli("vectorizers", "show", "docs", "--dsn", dsn))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        before = _fingerprint(conn)
+    assert "adopts them" in _cli("vectorizers", "drop", "docs", "--dsn", dsn)
+    calls_before = served_inputs(model_server_url)
+    _cli("vectorizers", "create", str(spec), "--dsn", dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CALL ai.execute_vectorizer('docs')")
+        assert _fingerprint(conn) == before
+        assert conn.execute("SELECT chunks_reused, chunks_embedded FROM ai.vectorizer_status").fetchone() == \
+            (len(before), 0)
+    assert served_inputs(model_server_url) == calls_before
+
+
+def test_a_kept_store_of_another_model_is_not_adopted_and_the_error_says_how_to_drop_it(db, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pgweave.cli import app
+
+    dsn = _owner_db(db)
+    definition = json.loads(_cli("vectorizers", "show", "docs", "--dsn", dsn))
+    definition["embedding"] = {"implementation": "openai", "model": "all-minilm", "dimensions": 128}
+    spec = tmp_path / "docs.json"
+    spec.write_text(json.dumps(definition))
+    _cli("vectorizers", "drop", "docs", "--dsn", dsn)
+    refused = CliRunner().invoke(app, ["vectorizers", "create", str(spec), "--dsn", dsn])
+    assert refused.exit_code != 0
+    assert "holds embeddings of" in refused.output and "drop_vectorizer_store('app.docs_embedding')" in refused.output
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM app.docs_embedding_store").fetchone()[0] > 0, "nothing lost"
+    _cli("vectorizers", "drop-store", "app.docs_embedding", "--dsn", dsn)
+    _cli("vectorizers", "create", str(spec), "--dsn", dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CALL ai.execute_vectorizer('docs')")
+        assert conn.execute("SELECT DISTINCT vector_dims(embedding) FROM app.docs_embedding_store").fetchall() == [(128,)]
+
+
+def test_show_alembic_prints_only_what_differs_from_the_defaults(db):
+    dsn = _owner_db(db)
+    shown = _cli("vectorizers", "show", "docs", "--alembic", "--dsn", dsn)
+    arguments = {line.strip().split("=", 1)[0] for line in shown.splitlines()[2:-1]}
+    assert arguments == {"name", "loading", "embedding", "chunking"}, shown
+    assert "'chunk_size': 200" in shown
+    assert "'none'" in _cli("vectorizers", "show", "docs", "--alembic", "--scheduling", "--dsn", dsn)
+
+
+# -- alembic: a drop's reverse adopts the kept store; autogenerate leaves pgweave's tables alone ---
+
+REVISION = '''
+from alembic import op
+from pgweave import ai
+
+revision = "0001"
+down_revision = None
+
+DEFINITION = dict(source="app.docs", view_schema="app", view_name="docs_embedding",
+                  loading=ai.loading_column("body"), embedding=ai.embedding_ollama("all-minilm", 384),
+                  chunking=ai.chunking_recursive_character_text_splitter(200, 0),
+                  scheduling=ai.scheduling_none())
+
+
+def upgrade():
+    op.drop_vectorizer("docs", definition=DEFINITION)
+
+
+def downgrade():
+    op.invoke(pgweave.alembic.DropVectorizerOp("docs", definition=DEFINITION).reverse())
+
+
+import pgweave.alembic
+'''
+
+
+def _alembic_project(tmp_path, dsn: str, filtered: bool):
+    """`alembic init` with the application's model of app.docs, and (filtered) the one documented
+    line that hands pgweave.alembic.include_object to context.configure."""
+    import subprocess
+    import sys
+
+    from test_alembic_ops import _sqlalchemy_url
+
+    subprocess.run([sys.executable, "-m", "alembic", "init", "migrations"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(ini.read_text().replace("sqlalchemy.url = driver://user:pass@localhost/dbname",
+                                           "sqlalchemy.url = " + _sqlalchemy_url(dsn).replace("%", "%%")))
+    env = tmp_path / "migrations" / "env.py"
+    text = env.read_text().replace("target_metadata = None", """import sqlalchemy as sa
+import pgweave.alembic
+target_metadata = sa.MetaData()
+sa.Table("docs", target_metadata, sa.Column("id", sa.Integer, primary_key=True),
+         sa.Column("body", sa.Text), schema="app")""")
+    extra = "include_schemas=True, version_table_schema='app'"
+    if filtered:
+        extra += ", include_object=pgweave.alembic.include_object"
+    env.write_text(text.replace("target_metadata=target_metadata", f"target_metadata=target_metadata, {extra}"))
+    (tmp_path / "migrations" / "versions" / "0001_retire.py").write_text(REVISION)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-m", "alembic", *args], cwd=tmp_path, text=True, capture_output=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+    return run
+
+
+def test_a_drop_reversed_by_alembic_recreates_the_vectorizer_over_its_kept_store(db, model_server_url, tmp_path):
+    dsn = _owner_db(db)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        before = _fingerprint(conn)
+    alembic = _alembic_project(tmp_path, dsn, filtered=True)
+    alembic("upgrade", "head")
+    calls_before = served_inputs(model_server_url)
+    alembic("downgrade", "base")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CALL ai.execute_vectorizer('docs')")
+        assert _fingerprint(conn) == before
+    assert served_inputs(model_server_url) == calls_before
+
+
+@pytest.mark.parametrize("filtered", [True, False])
+def test_autogenerate_proposes_nothing_for_pgweave_tables_with_the_documented_line(db, tmp_path, filtered):
+    dsn = _owner_db(db)
+    alembic = _alembic_project(tmp_path, dsn, filtered=filtered)
+    alembic("stamp", "head")
+    done = alembic("revision", "--autogenerate", "-m", "check")
+    proposed = next((tmp_path / "migrations" / "versions").glob("*_check.py")).read_text()
+    assert "Did not recognize type" not in done.stderr
+    if filtered:
+        assert "op.drop_table" not in proposed and "op.create_table" not in proposed, proposed
+        assert "commands auto generated by Alembic - please adjust! ###\n    pass" in proposed
+    else:   # the line is what keeps the store and the queues out
+        assert "op.drop_table('docs_embedding_store', schema='app')" in proposed
+
+
+def test_a_change_in_the_background_takes_over_while_searches_go_on(background_db):
+    from conftest import APP_OWNER, wait_until
+
+    owner = role_dsn(background_db, APP_OWNER)
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("CREATE TABLE app.bg_notes (id int PRIMARY KEY, body text)")
+        conn.execute("INSERT INTO app.bg_notes SELECT i, 'Background note ' || i || ' about autovacuum.' "
+                     "FROM generate_series(1, 20) i")
+        conn.execute("""SELECT ai.create_vectorizer('app.bg_notes'::regclass, name => 'bg_notes',
+            loading => ai.loading_column('body'), embedding => ai.embedding_ollama('all-minilm', 384))""")
+        wait_until(conn, "SELECT count(*) = 20 FROM app.bg_notes_embedding_store", 120)
+        searcher = Searcher(owner)
+        searcher.view = "app.bg_notes_embedding"
+        searcher.start()
+        conn.execute("SELECT ai.alter_vectorizer('bg_notes', formatting => ai.formatting_python_template('Note: $chunk'))")
+        conn.execute("INSERT INTO app.bg_notes VALUES (21, 'Written during the build.')")
+        wait_until(conn, "SELECT count(*) = 1 AND bool_and(config->'formatting'->>'template' = 'Note: $chunk') "
+                         "FROM ai.vectorizer WHERE source_relid = 'app.bg_notes'::regclass", 180)
+        wait_until(conn, "SELECT count(*) = 21 FROM app.bg_notes_embedding_store", 120)
+        searcher.finish()
+        assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors WHERE name = 'bg_notes'").fetchone()[0] == 0
+    assert min(searcher.counts) == 5
