@@ -45,6 +45,8 @@ BLOCKS = {
         "skip: pg_cron's own table, in the pg_cron database (tests/test_vectorizer_background.py)",
     "ALTER TABLE blog RENAME COLUMN contents TO body;": "undo",
     "SELECT ai.drop_vectorizer(name, drop_all => true) FROM ai.vectorizer": "undo",
+    "-- in place: nothing is embedded again": "keep",
+    "SELECT ai.drop_vectorizer('blog_contents_embeddings');": "undo",
     # Python
     "from pgweave import Client, ai": "run",
     "import asyncio": "run",
@@ -58,11 +60,17 @@ BLOCKS = {
     "pgweave serve --port 11434": "skip: port 11434 may be taken; tests/test_serve.py serves on a free port",
     "pgweave worker --dsn postgresql://… [": "skip: a synopsis; tests/test_worker.py",
     "export PGWEAVE_DSN=": "run",
+    "pgweave vectorizers show blog_contents_embeddings": "run",
     "docker compose": "skip: no Docker engine here; tests/test_docker.py checks the files",
 }
 
 # After the block starting with the key: (query, expected rows).
 CLAIMS = {
+    "-- in place: nothing is embedded again": [   # cancelled: one live vectorizer, as it was
+        ("SELECT config->'processing'->>'batch_size', config->'embedding'->>'model' FROM ai.vectorizer "
+         "WHERE name = 'blog_embedding'", [("20", "all-minilm")]),
+        ("SELECT count(*) FROM ai.vectorizer WHERE generation_of IS NOT NULL", [(0,)]),
+    ],
     "ALTER TABLE blog RENAME COLUMN contents TO body;": [
         ("SELECT config->'loading'->>'column_name' FROM ai.vectorizer WHERE name = 'blog_embedding'", [("body",)]),
         ("SELECT count(*) FROM blog_embedding WHERE body IS NOT NULL", [(4,)]),
@@ -87,6 +95,7 @@ PRINTS = {
     "import asyncio": "(1, {'id': 2}, 1)",
     "import pgweave\n\ntry:": 'vectorizer "blog_embeddings" does not exist',
     "export PGWEAVE_DSN=": "LISTEN registers the session",
+    "pgweave vectorizers show blog_contents_embeddings": "processing, scheduling and indexing set",
 }
 
 
