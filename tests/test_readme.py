@@ -57,6 +57,7 @@ BLOCKS = {
     "pip install pgweave": "skip: needs the package index; tests/test_cli.py installs the built wheel",
     "make demo": "skip: the CI runs make test; make demo is run by hand (README tour)",
     "pgweave install postgresql://": "skip: tests/test_install.py and tests/test_cli.py",
+    "pgweave uninstall postgresql://": "skip: drops schema ai; tests/test_install.py uninstalls",
     "pgweave serve --port 11434": "skip: port 11434 may be taken; tests/test_serve.py serves on a free port",
     "pgweave worker --dsn postgresql://… [": "skip: a synopsis; tests/test_worker.py",
     "export PGWEAVE_DSN=": "run",
