@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from conftest import role_dsn, served_inputs
+from pgweave import Client
 
 OWNER = "lc_owner"
 VIEW = "app.docs_embedding"
@@ -127,6 +128,10 @@ def test_cancelling_a_change_leaves_the_live_vectorizer_untouched(db):
         before, config = _fingerprint(conn), conn.execute("SELECT config FROM ai.vectorizer").fetchone()[0]
         conn.execute("SELECT ai.alter_vectorizer('docs', chunking => ai.chunking_recursive_character_text_splitter(60, 0))")
         conn.execute("CALL ai.execute_vectorizer('docs (next)', 1)")
+        with Client.connect(dsn) as client:
+            building = client.status("docs (next)")
+            assert client.status("docs").next_generation == building.id and building.building_for is not None
+            assert building.backlog_done > 0 and building.chunks_embedded > 0   # progress and cost so far
         assert conn.execute("SELECT ai.cancel_alter('docs')").fetchone()[0] is True
         assert _fingerprint(conn) == before
         assert conn.execute("SELECT config FROM ai.vectorizer").fetchone()[0] == config
