@@ -376,3 +376,17 @@ def test_a_change_in_the_background_takes_over_while_searches_go_on(background_d
         searcher.finish()
         assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors WHERE name = 'bg_notes'").fetchone()[0] == 0
     assert min(searcher.counts) == 5
+
+
+def test_the_view_keeps_using_the_store_index_after_a_change_of_dimensions(db):
+    dsn = _owner_db(db)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT ai.alter_vectorizer('docs', embedding => ai.embedding_openai('all-minilm', 128), "
+                     "indexing => ai.indexing_hnsw(min_rows => 1))")
+        conn.execute("CALL ai.execute_vectorizer('docs')")
+        conn.execute("CALL ai.execute_vectorizer('docs')")   # idle: the index is made
+        probe = conn.execute("SELECT embedding::text FROM app.docs_embedding_store LIMIT 1").fetchone()[0]
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT id FROM app.docs_embedding ORDER BY embedding <=> %s::vector LIMIT 3", (probe,)))
+        assert "Index Scan using docs_embedding_store_next_embedding_hnsw" in plan, plan
