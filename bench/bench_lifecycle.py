@@ -1,7 +1,7 @@
 """Changing a vectorizer without downtime: search latency while a new generation is built, and
 the build's rate against the raw model.
 
-Corpus: pages of the PostgreSQL documentation (Debian's postgresql-doc-15), one row per page,
+Corpus: pages of the SQL command reference (Debian's postgresql-doc-15), one row per page,
 chunked 800/100 and embedded as '$title: $chunk' with all-minilm (384) on `pgweave serve`.
 Then two changes, each built by CALL ai.execute_vectorizer in a second connection (it builds
 the new generation and lets it take over) while a searcher runs ai.semantic_search without
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--idle-searches", type=int, default=200)
     args = parser.parse_args()
-    pages = postgres_docs(limit=args.pages, prefix=None)
+    pages = postgres_docs(limit=args.pages)   # the SQL command reference
     with stack() as (cluster, model_url):
         dsn = database(cluster, "lifecycle", model_url)
         with psycopg.connect(dsn, autocommit=True) as conn:
