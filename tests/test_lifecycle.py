@@ -390,3 +390,23 @@ def test_the_view_keeps_using_the_store_index_after_a_change_of_dimensions(db):
         plan = "\n".join(r[0] for r in conn.execute(
             "EXPLAIN SELECT id FROM app.docs_embedding ORDER BY embedding <=> %s::vector LIMIT 3", (probe,)))
         assert "Index Scan using docs_embedding_store_next_embedding_hnsw" in plan, plan
+
+
+def test_op_alter_vectorizer_reverses_to_its_previous_settings_and_renders_as_python():
+    from pgweave import ai
+    from pgweave.alembic import AlterVectorizerOp, _render_alter
+
+    change = AlterVectorizerOp("docs", new_name="notes", embedding=ai.embedding_ollama("all-minilm", 384),
+                               previous={"embedding": ai.embedding_openai("all-minilm", 128)})
+    back = change.reverse()
+    assert (back.name, back.arguments["new_name"]) == ("notes", "docs")
+    assert repr(back.arguments["embedding"]) == "ai.embedding_openai('all-minilm', 128)"
+    again = back.reverse()
+    assert (again.name, again.arguments) == (change.name, change.arguments)
+    with pytest.raises(ValueError, match="previous="):
+        AlterVectorizerOp("docs", processing={"batch_size": 5}).reverse()
+
+    class Context:
+        imports: set = set()
+    assert _render_alter(Context(), AlterVectorizerOp("docs", processing={"batch_size": 5})) == \
+        "op.alter_vectorizer('docs', processing={'batch_size': 5})"
