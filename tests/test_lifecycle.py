@@ -8,7 +8,7 @@ import threading
 import psycopg
 import pytest
 
-from conftest import role_dsn, served_inputs
+from pgweave_testing.helpers import APP_OWNER, conn_until, role_dsn, served_inputs
 from pgweave import Client
 
 OWNER = "lc_owner"
@@ -355,8 +355,6 @@ def test_autogenerate_proposes_nothing_for_pgweave_tables_with_the_documented_li
 
 
 def test_a_change_in_the_background_takes_over_while_searches_go_on(background_db):
-    from conftest import APP_OWNER, wait_until
-
     owner = role_dsn(background_db, APP_OWNER)
     with psycopg.connect(owner, autocommit=True) as conn:
         conn.execute("CREATE TABLE app.bg_notes (id int PRIMARY KEY, body text)")
@@ -364,15 +362,15 @@ def test_a_change_in_the_background_takes_over_while_searches_go_on(background_d
                      "FROM generate_series(1, 20) i")
         conn.execute("""SELECT ai.create_vectorizer('app.bg_notes'::regclass, name => 'bg_notes',
             loading => ai.loading_column('body'), embedding => ai.embedding_ollama('all-minilm', 384))""")
-        wait_until(conn, "SELECT count(*) = 20 FROM app.bg_notes_embedding_store", 120)
+        conn_until(conn, "SELECT count(*) = 20 FROM app.bg_notes_embedding_store", 120)
         searcher = Searcher(owner)
         searcher.view = "app.bg_notes_embedding"
         searcher.start()
         conn.execute("SELECT ai.alter_vectorizer('bg_notes', formatting => ai.formatting_python_template('Note: $chunk'))")
         conn.execute("INSERT INTO app.bg_notes VALUES (21, 'Written during the build.')")
-        wait_until(conn, "SELECT count(*) = 1 AND bool_and(config->'formatting'->>'template' = 'Note: $chunk') "
+        conn_until(conn, "SELECT count(*) = 1 AND bool_and(config->'formatting'->>'template' = 'Note: $chunk') "
                          "FROM ai.vectorizer WHERE source_relid = 'app.bg_notes'::regclass", 180)
-        wait_until(conn, "SELECT count(*) = 21 FROM app.bg_notes_embedding_store", 120)
+        conn_until(conn, "SELECT count(*) = 21 FROM app.bg_notes_embedding_store", 120)
         searcher.finish()
         assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors WHERE name = 'bg_notes'").fetchone()[0] == 0
     assert min(searcher.counts) == 5

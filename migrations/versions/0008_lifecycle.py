@@ -1,7 +1,7 @@
 """Lifecycle: a vectorizer changed without downtime builds a new generation beside the live one.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from pgweave.migration_sql import drop_code, run_sql_file
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
