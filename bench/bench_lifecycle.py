@@ -16,7 +16,7 @@ fewest rows a search returned; the build's chunks embedded and reused, seconds a
 against the raw model rate (the same texts sent straight to the model server in requests of
 the engine's embedding_batch_size).
 
-    .venv/bin/python bench/bench_lifecycle.py [--pages 60] [--idle-searches 200]
+    .venv/bin/python bench/bench_lifecycle.py [--pages 30] [--idle-searches 200]
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _build(dsn: str, change: str) -> tuple[Searcher, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=60)
+    parser.add_argument("--pages", type=int, default=30)
     parser.add_argument("--idle-searches", type=int, default=200)
     args = parser.parse_args()
     pages = postgres_docs(limit=args.pages)   # the SQL command reference
