@@ -47,6 +47,8 @@ BLOCKS = {
     "ALTER TABLE blog RENAME COLUMN contents TO body;": "undo",
     "SELECT ai.drop_vectorizer(name, drop_all => true) FROM ai.vectorizer": "undo",
     "-- pgai's calls, as its documentation writes them": "undo",
+    "-- in place: nothing is embedded again": "keep",
+    "SELECT ai.drop_vectorizer('blog_contents_embeddings');": "undo",
     # Python
     "from pgweave import Client, ai": "run",
     "import asyncio": "run",
@@ -62,12 +64,18 @@ BLOCKS = {
     "pgweave worker --dsn postgresql://… [": "skip: a synopsis; tests/test_worker.py",
     "export PGWEAVE_DSN=": "run",
     "pgweave migrate-from-pgai postgresql://": "skip: needs a pgai database; tests/test_migrate_from_pgai.py migrates a real one",
+    "pgweave vectorizers show blog_contents_embeddings": "run",
     "pgweave eval load blog_queries": "skip: needs a CSV file and run ids; tests/test_eval_cli.py runs each command",
     "docker compose": "skip: no Docker engine here; tests/test_docker.py checks the files",
 }
 
 # After the block starting with the key: (query, expected rows).
 CLAIMS = {
+    "-- in place: nothing is embedded again": [   # cancelled: one live vectorizer, as it was
+        ("SELECT config->'processing'->>'batch_size', config->'embedding'->>'model' FROM ai.vectorizer "
+         "WHERE name = 'blog_embedding'", [("20", "all-minilm")]),
+        ("SELECT count(*) FROM ai.vectorizer WHERE generation_of IS NOT NULL", [(0,)]),
+    ],
     "ALTER TABLE blog RENAME COLUMN contents TO body;": [
         ("SELECT config->'loading'->>'column_name' FROM ai.vectorizer WHERE name = 'blog_embedding'", [("body",)]),
         ("SELECT count(*) FROM blog_embedding WHERE body IS NOT NULL", [(4,)]),
@@ -97,6 +105,7 @@ PRINTS = {
     "import asyncio": "(1, {'id': 2}, 1)",
     "import pgweave\n\ntry:": 'vectorizer "blog_embeddings" does not exist',
     "export PGWEAVE_DSN=": "LISTEN registers the session",
+    "pgweave vectorizers show blog_contents_embeddings": "processing, scheduling and indexing set",
 }
 
 

@@ -29,6 +29,7 @@ class Vectorizer:
     queue: str
     failed: str
     store_table: str           # the store's bare name, for the HNSW index's name
+    reuse_store: str | None = None  # a generation's live store, whose embeddings it may reuse
 
     @property
     def processing(self) -> dict:
@@ -41,7 +42,7 @@ class Vectorizer:
     def cache_key(self) -> tuple:
         """What the prepared statements depend on."""
         return (self.id, json.dumps(self.config, sort_keys=True), self.pk, self.source, self.store,
-                self.queue, self.failed)
+                self.queue, self.failed, self.reuse_store)
 
 
 def read(vectorizer_id: int) -> Vectorizer | None:
@@ -54,12 +55,16 @@ def read(vectorizer_id: int) -> Vectorizer | None:
                    v.target_relid::pg_catalog.regclass::text AS store,
                    v.queue_relid::pg_catalog.regclass::text AS queue,
                    v.failed_relid::pg_catalog.regclass::text AS failed,
-                   v.target_table
-            FROM ai.vectorizer v WHERE v.id = $1""", ["int"])
+                   v.target_table,
+                   CASE WHEN v.generation_reuse AND ai._embedding_identity(live.config->'embedding')
+                             OPERATOR(pg_catalog.=) ai._embedding_identity(v.config->'embedding')
+                        THEN live.target_relid::pg_catalog.regclass::text END AS reuse_store
+            FROM ai.vectorizer v LEFT JOIN ai.vectorizer live ON live.id OPERATOR(pg_catalog.=) v.generation_of
+            WHERE v.id = $1""", ["int"])
     rows = plpy.execute(_READ, [vectorizer_id])
     if not rows:
         return None
     r = rows[0]
     pk = tuple(k["attname"] for k in sorted(json.loads(r["source_pk"]), key=lambda k: int(k["pknum"])))
     return Vectorizer(r["id"], r["name"], r["owner"], json.loads(r["config"]), pk, r["source"],
-                      r["store"], r["queue"], r["failed"], r["target_table"])
+                      r["store"], r["queue"], r["failed"], r["target_table"], r["reuse_store"])

@@ -120,8 +120,12 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
         wanted[key] = [(seq, piece, formatting.format_chunk(vz.config.get("formatting"), piece, fields))
                        for seq, piece in enumerate(pieces)]
 
-    # Reuse the embedding of any chunk whose formatted text is unchanged (any key, any seq).
-    known = {r["embedded_md5"]: r["embedding"] for rows in stored.values() for r in rows}
+    # Reuse the embedding of any chunk whose formatted text is unchanged (any key, any seq);
+    # a new generation also looks in the live store when the model is the same (38_alter.sql).
+    known = {}
+    if st.read_reuse is not None:
+        known.update((r["embedded_md5"], r["embedding"]) for r in plpy.execute(st.read_reuse, [keys_json]))
+    known.update((r["embedded_md5"], r["embedding"]) for rows in stored.values() for r in rows)
     to_embed: dict[str, str] = {}
     for chunks in wanted.values():
         for _, _, text in chunks:
@@ -251,6 +255,7 @@ def step(vectorizer_id: int, skip: list[int] | None, create_index: bool, runner:
     try:
         with plpy.subtransaction():
             if only_if_work and not operation(vectorizer_id, "has_work"):
+                _take_over(vectorizer_id)
                 return {"items": 0, "idle": True, "failed": []}
             claimed = operation(vectorizer_id, "claim", {"skip": skip or []})
     except Exception as exc:
@@ -263,6 +268,7 @@ def step(vectorizer_id: int, skip: list[int] | None, create_index: bool, runner:
         _record_idle(vectorizer_id)
         if create_index:
             operation(vectorizer_id, "index")
+        _take_over(vectorizer_id)
         return {"items": 0, "idle": True, "failed": []}
     try:
         with plpy.subtransaction():
@@ -278,6 +284,24 @@ def step(vectorizer_id: int, skip: list[int] | None, create_index: bool, runner:
             _fail(vectorizer_id, claimed["ids"], exc)
             items = 0
         return {"items": items, "idle": False, "failed": claimed["ids"]}
+
+
+_TAKE_OVER = None
+
+
+def _take_over(vectorizer_id: int) -> None:
+    """A new generation whose queue is empty takes over its live vectorizer (ai._take_over;
+    it does nothing for a live one, and returns without waiting when the locks are busy)."""
+    global _TAKE_OVER
+    if _TAKE_OVER is None:
+        _TAKE_OVER = plpy.prepare("SELECT ai._take_over($1)", ["int"])
+    try:
+        with plpy.subtransaction():
+            plpy.execute(_TAKE_OVER, [vectorizer_id])
+    except Exception as exc:
+        if stops(exc):
+            raise
+        record_error(vectorizer_id, exc, items=0)
 
 
 def _fail(vectorizer_id: int, ids: list[int], exc: BaseException) -> None:

@@ -32,6 +32,7 @@ def _q(name: str) -> str:
 
 def _target(row_type: int) -> dict:
     """The vectorizer whose view has this row type (or ai._search_vectorizer's error)."""
+    _lock_view(row_type)
     rows = plpy.execute(prepared("""
         SELECT z.id, z.name, z.config, z.view_schema, z.view_name, z.target_schema, z.target_table,
                c.oid AS view_oid
@@ -42,6 +43,21 @@ def _target(row_type: int) -> dict:
     if not rows:
         plpy.execute(prepared("SELECT ai._search_vectorizer($1)", ["oid"]), [row_type])
     return rows[0]
+
+
+def _lock_view(row_type: int) -> None:
+    """Lock the view before the catalog is read, as a new generation's swap does (38_alter.sql):
+    a swap either finished before (the catalog and the view both show the new generation) or
+    waits for this search. Without the right to, nothing is locked (the search says why)."""
+    view = plpy.execute(prepared("""
+        SELECT c.oid::pg_catalog.regclass::pg_catalog.text AS rel FROM pg_catalog.pg_class c
+        WHERE c.reltype = $1 AND c.relkind = 'v'""", ["oid"]), [row_type])
+    if view:
+        try:
+            with plpy.subtransaction():
+                plpy.execute(f"LOCK TABLE {view[0]['rel']} IN ACCESS SHARE MODE")
+        except plpy.SPIError:
+            pass
 
 
 def _vector_schema() -> str:

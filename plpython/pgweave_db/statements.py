@@ -33,6 +33,7 @@ class Statements:
     has_work: Any
     read_source: Any
     read_store: Any
+    read_reuse: Any             # the live store's chunks of the same keys (a generation), or None
     delete_store: Any
     insert_store: Any
     delete_items: Any
@@ -102,6 +103,9 @@ def build(vz: Vectorizer) -> Statements:
             SELECT {key_of('st')}::pg_catalog.text AS key, st.chunk_seq, st.chunk, st.embedded_md5,
                    st.embedding::pg_catalog.text AS embedding
             FROM {vz.store} st JOIN {keys} k ON {join('st', 'k')}""", ["text"]),
+        read_reuse=plpy.prepare(f"""
+            SELECT st.embedded_md5, st.embedding::pg_catalog.text AS embedding
+            FROM {vz.reuse_store} st JOIN {keys} k ON {join('st', 'k')}""", ["text"]) if vz.reuse_store else None,
         delete_store=plpy.prepare(f"""
             DELETE FROM {vz.store} st USING {keys} k WHERE {join('st', 'k')}""", ["text"]),
         insert_store=plpy.prepare(f"""

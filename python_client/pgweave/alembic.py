@@ -17,11 +17,19 @@ then declare, change and remove vectorizers in ordinary revisions::
     def downgrade():
         op.drop_vectorizer("blog_embedding", drop_all=True)
 
-Each operation runs one call of the SQL API (``ai.create_vectorizer`` / ``ai.drop_vectorizer``)
-in the revision's transaction, rendered with literal values so that ``alembic upgrade --sql``
-prints it too. The operations are reversible: a create's reverse drops the vectorizer with
-its store and view (what the create made); a drop's reverse recreates it from the
-``definition`` the drop was given.
+Each operation runs one call of the SQL API (``ai.create_vectorizer`` / ``ai.drop_vectorizer``
+/ ``ai.alter_vectorizer``) in the revision's transaction, rendered with literal values so that
+``alembic upgrade --sql`` prints it too. The operations are reversible: a create's reverse
+drops the vectorizer with its store and view (what the create made); a drop's reverse
+recreates it from the ``definition`` the drop was given, over the store the drop kept (adopted:
+nothing is embedded again); an alter's reverse alters back to the ``previous`` settings it was
+given.
+
+Autogenerate: stores, views and queues are pgweave's, not your models'. One line in env.py
+keeps them out of ``alembic revision --autogenerate`` (and this import teaches SQLAlchemy
+pgvector's ``vector`` type)::
+
+    context.configure(..., include_object=pgweave.alembic.include_object)
 """
 
 from __future__ import annotations
@@ -30,12 +38,18 @@ from typing import Any
 
 import sqlalchemy
 from alembic.autogenerate import renderers
+from pgvector.sqlalchemy import Vector
+from sqlalchemy.dialects.postgresql.base import ischema_names
 from alembic.operations import MigrateOperation, Operations
 from psycopg import sql
 
 from .statements import Statements
 
-__all__ = ["CreateVectorizerOp", "DropVectorizerOp", "render_create_vectorizer"]
+__all__ = ["AlterVectorizerOp", "CreateVectorizerOp", "DropVectorizerOp", "include_object",
+           "minimal_definition", "render_create_vectorizer"]
+
+# Reflected `vector` columns get pgvector's type, not "Did not recognize type 'vector'".
+ischema_names["vector"] = Vector
 
 
 def _sql_text(statement: sql.Composable) -> sqlalchemy.TextClause:
@@ -127,8 +141,45 @@ class DropVectorizerOp(MigrateOperation):
             raise ValueError(f"drop_vectorizer({self.name!r}) needs definition=... (the arguments "
                              "of create_vectorizer) to be reversible")
         definition = {"name": self.name, **self.definition}
-        return CreateVectorizerOp(definition.pop("source"), drop_kept_store=not self.drop_all,
-                                  **definition)
+        # A kept store is adopted by the create (its embeddings are reused), not dropped.
+        return CreateVectorizerOp(definition.pop("source"), **definition)
+
+
+@Operations.register_operation("alter_vectorizer")
+class AlterVectorizerOp(MigrateOperation):
+    """``ai.alter_vectorizer(name, ...)`` as an alembic operation."""
+
+    def __init__(self, name: str, *, previous: dict[str, Any] | None = None, **arguments: Any):
+        self.name = name
+        self.arguments = {k: v for k, v in arguments.items() if v is not None}
+        self.previous = dict(previous) if previous else None
+
+    @classmethod
+    def alter_vectorizer(cls, operations: Operations, name: str, *,
+                         previous: dict[str, Any] | None = None, **arguments: Any) -> None:
+        """Change a vectorizer: the keyword arguments of ``ai.alter_vectorizer``.
+
+        Processing, scheduling, indexing, grant_to and new_name change in place; loading,
+        embedding, chunking and formatting build a new generation in the background that
+        takes over when it has caught up (the migration does not wait for it). ``previous``
+        (the same keywords, as they were) makes the operation reversible.
+        """
+        return operations.invoke(cls(name, previous=previous, **arguments))
+
+    def reverse(self) -> "AlterVectorizerOp":
+        if not self.previous:
+            raise ValueError(f"alter_vectorizer({self.name!r}) needs previous=... (the settings "
+                             "before the change) to be reversible")
+        back = dict(self.previous)
+        if "new_name" in self.arguments:
+            back["new_name"] = self.name
+        return AlterVectorizerOp(self.arguments.get("new_name", self.name), previous=self.arguments, **back)
+
+
+@Operations.implementation_for(AlterVectorizerOp)
+def _alter_vectorizer(operations: Operations, operation: AlterVectorizerOp) -> None:
+    operations.execute(_sql_text(
+        Statements.call("alter_vectorizer", operation.name, **operation.arguments).query))
 
 
 @Operations.implementation_for(CreateVectorizerOp)
@@ -161,8 +212,67 @@ def _render_create(autogen_context, operation: CreateVectorizerOp) -> str:
     return render_create_vectorizer(operation.definition())
 
 
+@renderers.dispatch_for(AlterVectorizerOp)
+def _render_alter(autogen_context, operation: AlterVectorizerOp) -> str:
+    autogen_context.imports.add("import pgweave.alembic")
+    parts = [repr(operation.name)] + [f"{k}={v!r}" for k, v in operation.arguments.items()]
+    if operation.previous:
+        parts.append(f"previous={operation.previous!r}")
+    return "op.alter_vectorizer(" + ", ".join(parts) + ")"
+
+
 @renderers.dispatch_for(DropVectorizerOp)
 def _render_drop(autogen_context, operation: DropVectorizerOp) -> str:
     autogen_context.imports.add("import pgweave.alembic")
     extra = f", definition={operation.definition!r}" if operation.definition else ""
     return f"op.drop_vectorizer({operation.name!r}, drop_all={operation.drop_all!r}{extra})"
+
+
+# -- autogenerate and `pgweave vectorizers show --alembic` -------------------------------------
+
+_STORE_COLUMNS = {"embedding_uuid", "chunk_seq", "chunk", "embedding", "embedded_md5"}
+_QUEUE_COLUMNS = {"_id", "_queued_at", "_attempts", "_retry_after"}
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """alembic's include_object hook: leave out what pgweave made (stores, their indexes,
+    queues, schema ai), which no model of yours declares; include everything else."""
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    if table is None or not isinstance(table, sqlalchemy.Table):
+        return True
+    if table.schema == "ai":
+        return False
+    columns = {c.name for c in table.columns}
+    return not (_STORE_COLUMNS <= columns or _QUEUE_COLUMNS <= columns)
+
+
+# The configurations ai.create_vectorizer takes when an argument is left out.
+DEFAULTS_QUERY = """SELECT ai.chunking_recursive_character_text_splitter() AS chunking,
+    ai.formatting_python_template() AS formatting, ai.indexing_default() AS indexing,
+    ai.scheduling_default() AS scheduling, ai.processing_default() AS processing"""
+
+
+def minimal_definition(definition: dict[str, Any], defaults: dict[str, Any],
+                       keep_scheduling: bool = False) -> dict[str, Any]:
+    """A definition without what ai.create_vectorizer would choose anyway (``defaults``: the
+    row of DEFAULTS_QUERY), and without scheduling unless kept: a migration runs in other
+    databases, where background processing is theirs to arrange."""
+    out = dict(definition)
+    source_schema, _, source_table = str(out["source"]).rpartition(".")
+    view_name = out.get("view_name")
+    derived = {"view_schema": source_schema.strip('"') or None,
+               "view_name": source_table.strip('"') + "_embedding",
+               "target_schema": out.get("view_schema"),
+               "target_table": f"{view_name}_store"}
+    for key, value in derived.items():
+        if out.get(key) == value:
+            out.pop(key)
+    formatting = {k: v for k, v in (out.get("formatting") or {}).items() if k != "columns"}
+    if "formatting" in out:
+        out["formatting"] = formatting
+    for part in ("chunking", "formatting", "indexing", "processing"):
+        if part in out and out[part] == defaults.get(part):
+            out.pop(part)
+    if not keep_scheduling or out.get("scheduling") == defaults.get("scheduling"):
+        out.pop("scheduling", None)
+    return out

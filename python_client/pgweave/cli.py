@@ -43,7 +43,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="The project-local throwaway PostgreSQL cluster (.pgweave/db).",
                      no_args_is_help=True)
 app.add_typer(db_app, name="db")
-vectorizers_app = typer.Typer(help="List, show, create (from JSON) and drop vectorizers.",
+vectorizers_app = typer.Typer(help="List, show, create (from JSON), alter and drop vectorizers.",
                               invoke_without_command=True)
 app.add_typer(vectorizers_app, name="vectorizers")
 from .eval_cli import eval_app  # noqa: E402
@@ -465,14 +465,21 @@ def vectorizers_show(
     name: Annotated[str, typer.Argument(help="the vectorizer")],
     dsn: DsnOption = None,
     alembic: Annotated[bool, typer.Option(
-        "--alembic", help="print an op.create_vectorizer(...) call for a migration instead")] = False,
+        "--alembic", help="print an op.create_vectorizer(...) call for a migration instead, "
+        "with only what differs from the defaults")] = False,
+    scheduling: Annotated[bool, typer.Option(
+        "--scheduling", help="with --alembic: keep its scheduling (left to each database otherwise)")] = False,
 ) -> None:
     """Print a vectorizer's definition as JSON, which `pgweave vectorizers create` accepts."""
     with _client(dsn) as client:
         definition = client.vectorizer(name).definition()
-    if alembic:
-        from .alembic import render_create_vectorizer
+        if alembic:
+            from .alembic import DEFAULTS_QUERY, minimal_definition, render_create_vectorizer
 
+            cur = client.connection.execute(DEFAULTS_QUERY)
+            defaults = dict(zip([c.name for c in cur.description], cur.fetchone()))
+            definition = minimal_definition(definition, defaults, scheduling)
+    if alembic:
         print(render_create_vectorizer(definition))
     else:
         print_json(definition)
@@ -495,13 +502,9 @@ def vectorizers_create(
 
     from .client import Client
 
-    try:
-        text = sys.stdin.read() if spec == "-" else Path(spec).read_text()
-        arguments = json.loads(text)
-    except (OSError, ValueError) as exc:
-        _fail(f"cannot read the definition {spec}: {exc}", EXIT_USAGE)
+    arguments = _read_spec(spec)
     allowed = set(inspect.signature(Client.create_vectorizer).parameters) - {"self"}
-    if not isinstance(arguments, dict) or "source" not in arguments:
+    if "source" not in arguments:
         _fail('the definition must be a JSON object with "source", e.g. {"source": "blog", ...}', EXIT_USAGE)
     unknown = sorted(set(arguments) - allowed)
     if unknown:
@@ -517,6 +520,51 @@ def vectorizers_create(
                       f"{count(created.pending_items)} row(s) queued", highlight=False)
 
 
+def _read_spec(spec: str) -> dict:
+    """A JSON object from a file (or - for stdin), or exit with a usage error."""
+    try:
+        arguments = json.loads(sys.stdin.read() if spec == "-" else Path(spec).read_text())
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read the definition {spec}: {exc}", EXIT_USAGE)
+    if not isinstance(arguments, dict):
+        _fail(f"{spec} must hold a JSON object", EXIT_USAGE)
+    return arguments
+
+
+@vectorizers_app.command("alter")
+def vectorizers_alter(
+    name: Annotated[str, typer.Argument(help="the vectorizer")],
+    spec: Annotated[str, typer.Argument(
+        metavar="SPEC", help="JSON file (or - for stdin): the arguments of ai.alter_vectorizer to change, "
+        "e.g. {\"embedding\": {...}} or {\"processing\": {\"batch_size\": 20}}")],
+    dsn: DsnOption = None,
+) -> None:
+    """Change a vectorizer. Processing, scheduling, indexing, grant_to and new_name change in place;
+    loading, embedding, chunking and formatting build a new generation in the background, which
+    takes over once it has caught up (search answers from the live one until then)."""
+    allowed = {"loading", "embedding", "chunking", "formatting", "indexing", "scheduling", "processing",
+               "grant_to", "new_name"}
+    arguments = _read_spec(spec)
+    unknown = sorted(set(arguments) - allowed)
+    if unknown:
+        _fail(f"unknown argument(s) {', '.join(unknown)}; ai.alter_vectorizer takes {', '.join(sorted(allowed))}",
+              EXIT_USAGE)
+    with _client(dsn) as client:
+        said = client.alter_vectorizer(name, **arguments)
+    console.print(f"{name}: {said}", highlight=False)
+
+
+@vectorizers_app.command("drop-store")
+def vectorizers_drop_store(
+    view: Annotated[str, typer.Argument(help="the view (or store) that `vectorizers drop` kept")],
+    dsn: DsnOption = None,
+) -> None:
+    """Drop the view and store table a dropped vectorizer left (its embeddings are lost)."""
+    with _client(dsn) as client:
+        client.drop_vectorizer_store(view)
+    console.print(f"dropped the kept view and store of {view}", highlight=False)
+
+
 @vectorizers_app.command("drop")
 def vectorizers_drop(
     name: Annotated[str, typer.Argument(help="the vectorizer")],
@@ -524,10 +572,13 @@ def vectorizers_drop(
     drop_all: Annotated[bool, typer.Option(
         "--drop-all", help="also drop its store table and view (the embeddings); default: keep them")] = False,
 ) -> None:
-    """Drop a vectorizer: its triggers, queues and job; with --drop-all also its data."""
+    """Drop a vectorizer: its triggers, queues and job; with --drop-all also its data. A kept
+    store is adopted by `vectorizers create` of the same definition; `vectorizers drop-store`
+    drops it."""
     with _client(dsn) as client:
         client.drop_vectorizer(name, drop_all=drop_all)
-    console.print(f"dropped vectorizer {name}" + ("" if drop_all else " (its store table and view are kept)"),
+    console.print(f"dropped vectorizer {name}" + ("" if drop_all else " (its store table and view are kept: "
+                  "`vectorizers create` of the same definition adopts them, `vectorizers drop-store` drops them)"),
                   highlight=False)
 
 

@@ -172,6 +172,15 @@ class Client:
         """``ai.drop_vectorizer``: with drop_all=False the store table and view stay."""
         self._run(_S.call("drop_vectorizer", name, drop_all=drop_all))
 
+    def alter_vectorizer(self, name: str, **changes: Any) -> str:
+        """``ai.alter_vectorizer(name, ...)``: keyword arguments as there (configurations as
+        ``ai.<constructor>(...)`` calls or dicts); returns what it did, in words."""
+        return self._run(_S.call("alter_vectorizer", name, **changes))
+
+    def drop_vectorizer_store(self, view: str) -> None:
+        """``ai.drop_vectorizer_store``: drop the view and store a drop kept (the embeddings)."""
+        self._run(_S.call("drop_vectorizer_store", view))
+
     def vectorizers(self) -> list[Vectorizer]:
         """Every vectorizer's catalog row, by name."""
         return self._run(_S.vectorizers())
@@ -344,6 +353,14 @@ class AsyncClient:
     async def drop_vectorizer(self, name: str, drop_all: bool = False) -> None:
         """See Client.drop_vectorizer."""
         await self._run(_S.call("drop_vectorizer", name, drop_all=drop_all))
+
+    async def alter_vectorizer(self, name: str, **changes: Any) -> str:
+        """See Client.alter_vectorizer."""
+        return await self._run(_S.call("alter_vectorizer", name, **changes))
+
+    async def drop_vectorizer_store(self, view: str) -> None:
+        """See Client.drop_vectorizer_store."""
+        await self._run(_S.call("drop_vectorizer_store", view))
 
     async def vectorizers(self) -> list[Vectorizer]:
         """See Client.vectorizers."""

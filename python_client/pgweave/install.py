@@ -188,7 +188,9 @@ def uninstall(dsn: str, drop_stores: bool = False) -> str:
         conn.execute("""SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
                         WHERE datname = current_database() AND query LIKE 'CALL ai.\\_scheduler(%'""")
         has_ai = conn.execute("SELECT to_regclass('ai.vectorizer') IS NOT NULL").fetchone()[0]
-        vectorizers = conn.execute("SELECT id FROM ai.vectorizer ORDER BY id").fetchall() if has_ai else []
+        # Newest first: a generation being built (ai.alter_vectorizer) goes before the live one,
+        # whose drop would take it along.
+        vectorizers = conn.execute("SELECT id FROM ai.vectorizer ORDER BY id DESC").fetchall() if has_ai else []
         with conn.transaction():
             if has_ai:   # a scheduler run pg_cron starts now waits, then finds nothing
                 conn.execute("LOCK TABLE ai._scheduler, ai.vectorizer IN ACCESS EXCLUSIVE MODE")

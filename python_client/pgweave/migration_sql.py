@@ -21,7 +21,7 @@ def drop_code(op) -> None:
         BEGIN
             IF to_regprocedure('ai.drop_vectorizer(integer,boolean)') IS NOT NULL
                AND to_regclass('ai.vectorizer') IS NOT NULL THEN
-                FOR r IN SELECT id FROM ai.vectorizer LOOP
+                FOR r IN SELECT id FROM ai.vectorizer ORDER BY id DESC LOOP   -- generations first
                     PERFORM ai.drop_vectorizer(r.id, false);
                 END LOOP;
             END IF;

@@ -93,6 +93,8 @@ class VectorizerStatus:
     disabled: bool | None = None
     backlog_done: int | None = None
     backlog_started_at: datetime | None = None
+    building_for: int | None = None      # a new generation: the id of the vectorizer it will replace
+    next_generation: int | None = None   # a live vectorizer: the id of the generation being built
 
     @property
     def in_sync(self) -> bool:

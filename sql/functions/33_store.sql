@@ -9,8 +9,6 @@ CREATE OR REPLACE FUNCTION ai._create_store_and_view(source regclass, owner name
                                                      OUT store_relid oid, OUT view_relid oid)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    view_columns text;
 BEGIN
     EXECUTE format($q$
         CREATE TABLE %s (
@@ -24,19 +22,28 @@ BEGIN
         )$q$, store, ai._pk_columns(pk, true), ai._vector_type(), dims, ai._pk_list(pk));
     store_relid := store::regclass;
 
-    -- security_invoker: readers need rights on the source too, and its row-level security applies.
-    SELECT string_agg(format('s.%I', a.attname), ', ' ORDER BY a.attnum) INTO view_columns
-    FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
-      AND a.attname NOT IN ('embedding_uuid', 'chunk_seq', 'chunk', 'embedding');
-    EXECUTE format($q$
-        CREATE VIEW %s WITH (security_invoker = true) AS
-        SELECT t.embedding_uuid, t.chunk_seq, t.chunk, t.embedding, %s
-        FROM %s t JOIN %s s ON %s$q$,
-        view, view_columns, store_relid::regclass, source, ai._pk_join(pk, 't', 's'));
+    EXECUTE format('CREATE VIEW %s WITH (security_invoker = true) AS %s', view,
+                   ai._view_query(source, pk, store_relid));
     view_relid := view::regclass;
     EXECUTE format('ALTER TABLE %s OWNER TO %I', store_relid::regclass, owner);
     EXECUTE format('ALTER VIEW %s OWNER TO %I', view_relid::regclass, owner);
 END
+$$;
+
+-- The query of a vectorizer's view: each chunk beside its source row. security_invoker (set
+-- by the caller): readers need rights on the source too, and its row-level security applies.
+-- The embedding column has no dimensions of its own (::vector), so that a new generation of
+-- other dimensions (38_alter) can take the view over with CREATE OR REPLACE VIEW: same view,
+-- same row type for search's NULL::view (an index on the store still serves it).
+CREATE OR REPLACE FUNCTION ai._view_query(source regclass, pk jsonb, store regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('SELECT t.embedding_uuid, t.chunk_seq, t.chunk, t.embedding::%s AS embedding, %s FROM %s t JOIN %s s ON %s',
+                  ai._vector_type(),
+                  string_agg(format('s.%I', a.attname), ', ' ORDER BY a.attnum),
+                  store, source, ai._pk_join(pk, 't', 's'))
+    FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+      AND a.attname NOT IN ('embedding_uuid', 'chunk_seq', 'chunk', 'embedding')
 $$;
 
 -- Row-level security of a vectorizer's store, so that the store is no way around the source's.

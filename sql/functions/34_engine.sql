@@ -65,6 +65,7 @@ DECLARE
     skip bigint[] := '{}';
     total bigint := 0;
     batches int := 0;
+    next_generation int;
     err_message text; err_state text; err_detail text; err_hint text; err_schema text; err_table text; err_column text;
 BEGIN
     PERFORM ai._managed_vectorizer(vectorizer_id, 'process it');
@@ -90,6 +91,11 @@ BEGIN
         total := total OPERATOR(pg_catalog.+) (r->>'items')::bigint;
         skip := skip OPERATOR(pg_catalog.||) ARRAY(SELECT pg_catalog.jsonb_array_elements_text(r->'failed')::bigint);
     END LOOP;
+    -- A new generation being built for it (38_alter) is processed too, and takes over when done.
+    next_generation := ai._next_generation(vectorizer_id);
+    IF next_generation IS NOT NULL THEN
+        CALL ai.execute_vectorizer(next_generation, max_batches);
+    END IF;
 END
 $$;
 

@@ -295,7 +295,13 @@ BEGIN
         RAISE EXCEPTION 'vectorizer "%" already exists', vname USING ERRCODE = '42710',
             HINT = 'pass if_not_exists => true, another name => ..., or drop it with ai.drop_vectorizer(...)';
     END IF;
-    PERFORM ai._validate_names(destination, rels.view_schema, rels.view_name, rels.target_schema, rels.target_table);
+    -- A store that a drop kept is adopted when it matches (38_alter); else the names must be free.
+    SELECT a.store_relid, a.view_relid INTO store_relid, view_relid
+    FROM ai._adopt_kept_store(source, owner, pk, embedding, ai._qualified(rels.target_schema, rels.target_table),
+                              ai._qualified(rels.view_schema, rels.view_name)) a;
+    IF store_relid IS NULL THEN
+        PERFORM ai._validate_names(destination, rels.view_schema, rels.view_name, rels.target_schema, rels.target_table);
+    END IF;
     who := ai._embedding_model_warning(embedding);   -- the server is up and lacks the model
     IF who IS NOT NULL THEN
         RAISE WARNING '%', who;
@@ -309,9 +315,11 @@ BEGIN
         'chunking', chunking, 'formatting', formatting, 'indexing', indexing,
         'scheduling', scheduling, 'processing', processing);
 
-    SELECT s.store_relid, s.view_relid INTO store_relid, view_relid
-    FROM ai._create_store_and_view(source, owner, pk, dims, ai._qualified(rels.target_schema, rels.target_table),
-                                   ai._qualified(rels.view_schema, rels.view_name)) s;
+    IF store_relid IS NULL THEN
+        SELECT s.store_relid, s.view_relid INTO store_relid, view_relid
+        FROM ai._create_store_and_view(source, owner, pk, dims, ai._qualified(rels.target_schema, rels.target_table),
+                                       ai._qualified(rels.view_schema, rels.view_name)) s;
+    END IF;
     INSERT INTO ai.vectorizer (id, name, source_schema, source_table, source_pk, target_schema, target_table,
                                view_schema, view_name, queue_schema, queue_table, queue_failed_table,
                                trigger_name, config, owner, source_relid, target_relid, view_relid)
@@ -362,7 +370,7 @@ END
 $$;
 
 -- Remove a vectorizer: its triggers, functions and queues; with drop_all also its store and
--- view. Its owner's members and superusers may; the objects are dropped with the caller's
+-- view (kept, they are stamped for ai.create_vectorizer to adopt). Its owner's members and superusers may; the objects are dropped with the caller's
 -- rights (they belong to the owner).
 CREATE OR REPLACE FUNCTION ai.drop_vectorizer(vectorizer_id int, drop_all boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -370,6 +378,8 @@ AS $$
 DECLARE
     v ai.vectorizer := ai._managed_vectorizer(vectorizer_id, 'drop it');
 BEGIN
+    -- A new generation being built for it goes first, with its store (38_alter).
+    PERFORM ai.drop_vectorizer(g.id, drop_all => true) FROM ai.vectorizer g WHERE g.generation_of = v.id;
     -- The queue first, as the engine takes it: a batch in flight finishes before the drop goes
     -- on, and none starts (the reverse order deadlocks with the batch's progress update).
     IF ai._owned_by(v.queue_relid, v.owner) THEN
@@ -390,7 +400,9 @@ BEGIN
     IF ai._owned_by(v.failed_relid, v.owner) THEN
         EXECUTE format('DROP TABLE IF EXISTS %s', v.failed_relid::regclass);
     END IF;
-    IF drop_all THEN
+    IF NOT drop_all THEN
+        PERFORM ai._stamp_kept_store(v);   -- so that a create can adopt it (38_alter)
+    ELSE
         IF ai._owned_by(v.view_relid, v.owner) THEN
             EXECUTE format('DROP VIEW IF EXISTS %s', v.view_relid::regclass);
         END IF;

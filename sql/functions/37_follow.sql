@@ -162,6 +162,7 @@ BEGIN
         SELECT vz.* FROM ai.vectorizer vz
         WHERE vz.source_relid IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
                                   WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0)
+          AND vz.generation_of IS NULL   -- a generation being built goes with its live one
     LOOP
         RAISE NOTICE 'dropping vectorizer "%" of dropped table %.%', v.name, v.source_schema, v.source_table;
         PERFORM ai.drop_vectorizer(v.id, drop_all => true);

@@ -24,6 +24,8 @@ $$;
 -- processes it. backlog_done / backlog_total: the current backlog (the backfill, or the burst
 -- since the queue was last empty; once idle, the last one) — items processed of it, and those
 -- plus what is pending.
+-- While ai.alter_vectorizer builds a new generation, it has its own row (building_for: the
+-- live one's id) with its progress and cost so far; the live row names it in next_generation.
 CREATE OR REPLACE VIEW ai.vectorizer_status WITH (security_invoker = true) AS
 SELECT
     v.id,
@@ -55,7 +57,9 @@ SELECT
     p.last_run_at,
     p.last_run_by,
     'embedding'::text AS embedding_column,
-    v.owner
+    v.owner,
+    v.generation_of AS building_for,              -- a new generation: the vectorizer it will replace
+    ai._next_generation(v.id) AS next_generation  -- a live one: the generation being built for it
 FROM ai.vectorizer v
 LEFT JOIN ai._vectorizer_progress p ON p.vectorizer_id = v.id
 CROSS JOIN LATERAL (SELECT coalesce(ai.vectorizer_queue_pending(v.id), 0) AS pending) q

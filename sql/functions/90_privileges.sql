@@ -58,7 +58,7 @@ BEGIN
                        CASE WHEN (SELECT prokind FROM pg_proc WHERE oid = f) = 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f);
     END LOOP;
     GRANT SELECT, INSERT, DELETE ON ai.vectorizer TO pgweave_user;
-    GRANT UPDATE (name, config) ON ai.vectorizer TO pgweave_user;
+    GRANT UPDATE (name, config, generation_of, generation_reuse) ON ai.vectorizer TO pgweave_user;
     GRANT SELECT, INSERT, UPDATE ON ai._vectorizer_progress TO pgweave_user;
     GRANT SELECT, INSERT, DELETE ON ai._vectorizer_errors TO pgweave_user;
     EXECUTE format('GRANT USAGE ON SEQUENCE %s TO pgweave_user', pg_get_serial_sequence('ai.vectorizer', 'id'));
