@@ -111,8 +111,9 @@ def build(vz: Vectorizer) -> Statements:
             INSERT INTO {vz.store} ({cols}, chunk_seq, chunk, embedding, embedded_md5)
             SELECT {', '.join(f'k.{_q(c)}' for c in pk)}, u.seq, u.chunk,
                    u.embedding::{_q(vector_schema)}.vector, u.md5
-            FROM pg_catalog.unnest($1::pg_catalog.text[], $2::pg_catalog.int4[], $3::pg_catalog.text[],
-                                   $4::pg_catalog.text[], $5::pg_catalog.text[]) AS u(key, seq, chunk, embedding, md5)
+            FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.int4[]),
+                            pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]),
+                            pg_catalog.unnest($5::pg_catalog.text[])) AS u(key, seq, chunk, embedding, md5)
             CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{vz.queue}, u.key::pg_catalog.jsonb) k""",
             ["text[]", "int4[]", "text[]", "text[]", "text[]"]),
         never_analyzed=plpy.prepare(f"""

@@ -112,7 +112,7 @@ def _embed(model: ServedModel, texts: list[str], truncate: bool, dimensions: Any
     return vectors, tokens, load_seconds
 
 
-def _float32_list(vectors: Any) -> list:
+def float32_list(vectors: Any) -> list:
     """Embeddings as lists of the shortest decimals that read back as the same float32, as
     Ollama prints them (about 11 characters a number where a double's repr takes 20)."""
     v = np.asarray(vectors, dtype=np.float32)
@@ -280,7 +280,7 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         model = _model(registry, body, "embedding")
         vectors, tokens, load = await run_in_threadpool(_embed, model, texts, body.get("truncate", True) is not False,
                                                         body.get("dimensions"))
-        return _json({"model": body["model"], "embeddings": _float32_list(vectors),
+        return _json({"model": body["model"], "embeddings": float32_list(vectors),
                       "total_duration": _ns(time.perf_counter() - start), "load_duration": _ns(load),
                       "prompt_eval_count": tokens})
 
@@ -293,7 +293,7 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         if not isinstance(prompt, str):
             raise APIError(400, "prompt must be a string")
         vectors, _, _ = await run_in_threadpool(_embed, model, [prompt] if prompt else [], True, None)
-        return _json({"embedding": _float32_list(vectors[0]) if prompt else []})
+        return _json({"embedding": float32_list(vectors[0]) if prompt else []})
 
     @app.post("/api/generate")
     async def generate(request: Request):
@@ -358,7 +358,7 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         if fmt == "base64":  # little-endian float32 bytes, what the openai package decodes
             data = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vectors]
         else:
-            data = _float32_list(vectors)
+            data = float32_list(vectors)
         return _json({"object": "list", "model": body["model"],
                       "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(data)],
                       "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
