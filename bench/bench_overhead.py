@@ -16,7 +16,7 @@ of all PostgreSQL processes, of the worker process (CLI rows) and of the synthet
 Every run is checked: queue empty, nothing parked, every chunk stored once, every item
 processed once (ai.vectorizer_status), and the server embedded each chunk once.
 
-    .venv/bin/python bench/bench_overhead.py [--rows 1200] [--rounds 1] [--no-pgai]
+    .venv/bin/python bench/bench_overhead.py [--rows 1200] [--rounds 1] [--no-pgai] [--only CALL,worker]
 """
 
 from __future__ import annotations
@@ -237,6 +237,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1200, help="documentation pages (whole manual: 0)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-pgai", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated words: run the paths whose label has one")
     args = parser.parse_args()
 
     docs = postgres_docs(limit=args.rows or None, prefix=None)
@@ -244,7 +245,7 @@ def main() -> None:
     n_chunks = len(texts)
     requests = [texts[i:i + REQUEST] for i in range(0, n_chunks, REQUEST)]
     logs = Path(tempfile.mkdtemp(prefix="pgweave-overhead-"))
-    cluster = LocalCluster(logs / "cluster")
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-bench-")))  # as bench/common.stack
     cluster.start()
     pgai_note = ""
     try:
@@ -266,6 +267,8 @@ def main() -> None:
             if pgai_dsn:
                 paths += [(f"pgai 0.12.1 worker --concurrency {c}", "pgai", ("pgai", c)) for c in (1, 2, 4)]
 
+            if args.only:
+                paths = [p for p in paths if any(w in p[0] for w in args.only.split(","))]
             raws: list[float] = [raw_rate(url, requests[:20])]  # warm-up
             raws = [raw_rate(url, requests)]
             results: dict[str, dict[str, list[float]]] = collections.defaultdict(lambda: collections.defaultdict(list))
@@ -356,9 +359,11 @@ def print_tables(results: dict, paths: list, raws: list[float], n_chunks: int, n
           f"reference. Worker rows are wall-clock times of the CLI, start-up included. PostgreSQL CPU is "
           f"every process of the cluster (backends, ended ones included, and background processes). "
           f"Rounds: {rounds} (medians). {pgai_note}")
+    firsts = {g: next((lb for lb, _, _ in paths if lb.startswith(g)), None)
+              for g in ("background scheduler", "pgweave worker --concurrency")}
     scale = [[label, f"{rate(label):.0f}", f"{rate(label) / rate(first):.2f}×"]
              for group in (("background scheduler",), ("pgweave worker --concurrency", "pgweave worker ×"))
-             for first in [next(lb for lb, _, _ in paths if lb.startswith(group[0]))]
+             for first in [firsts[group[0]]] if first
              for label, _, _ in paths if label.startswith(group)]
     table("Scale-out on one database (SYNTHETIC server): throughput against the number of backends",
           ["path", "chunks/s", "vs one backend"], scale,
