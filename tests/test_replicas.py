@@ -14,7 +14,7 @@ from typing import Iterator
 
 import psycopg
 import pytest
-from conftest import execute_vectorizer, role_dsn, wait_until
+from conftest import execute_vectorizer, role_dsn, vec, wait_until
 
 from pgweave.install import install
 from pgweave.localdb import LocalCluster
@@ -150,7 +150,9 @@ def test_rows_arriving_by_logical_replication_are_vectorized_on_the_subscriber(p
         with psycopg.connect(owner_sub) as sub, psycopg.connect(role_dsn(dsn, OWNER)) as pub:
             on_subscriber, on_publisher = sub.execute(store).fetchall(), pub.execute(store).fetchall()
         assert [r[0] for r in on_subscriber] == [1, 2, 4]
-        assert on_subscriber == on_publisher  # same chunks, the same vectors, embedded on each side
+        assert [r[:2] for r in on_subscriber] == [r[:2] for r in on_publisher]  # the same chunks
+        for (_, _, mine), (_, _, theirs) in zip(on_subscriber, on_publisher):  # embedded on each side
+            assert float(vec(mine) @ vec(theirs)) > 0.999  # (a batch's padding moves the last digits)
     finally:
         with psycopg.connect(subscriber.dsn("app"), autocommit=True) as conn:
             conn.execute("DROP SUBSCRIPTION IF EXISTS docs_sub")
