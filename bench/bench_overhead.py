@@ -216,7 +216,11 @@ def check_pgweave(dsn: str, rows: int, chunks: int, embedded: int, name: str) ->
         ("texts embedded by the server", embedded, chunks)] if got != want]
     if problems:
         raise SystemExit(f"{name}: lost or repeated work: " + "; ".join(problems))
-    return "ok"
+    time.sleep(0.6)  # ended backends' statistics reach pg_stat
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seq, idx = conn.execute("SELECT seq_scan, idx_scan FROM pg_stat_user_tables "
+                                "WHERE relid = 'docs_embedding_store'::regclass").fetchone()
+    return f"ok; store scans seq {seq} / index {idx}"
 
 
 def check_pgai(dsn: str, chunks: int, embedded: int, name: str) -> str:
