@@ -59,6 +59,8 @@ BLOCKS = {
     "pgweave worker --dsn postgresql://… [": "skip: a synopsis; tests/test_worker.py",
     "export PGWEAVE_DSN=": "run",
     "docker compose": "skip: no Docker engine here; tests/test_docker.py checks the files",
+    "pg_basebackup -D /srv/standby": "skip: tests/test_replicas.py makes a standby so (LocalCluster.standby)",
+    "-- on the publisher (wal_level = logical)": "keep",
 }
 
 # After the block starting with the key: (query, expected rows).
@@ -72,6 +74,10 @@ CLAIMS = {
          " WHERE s.rank = 1", [("Vacuum",)]),
         ("SELECT (s.hit).title FROM ai.hybrid_search(NULL::blog_embedding, 'notification channel', k => 3) s"
          " WHERE s.rank = 1", [("Listen and notify",)]),
+    ],
+    "-- on the publisher (wal_level = logical)": [
+        ("SELECT DISTINCT tgenabled::text FROM pg_trigger WHERE tgrelid = 'blog'::regclass AND NOT tgisinternal",
+         [("A",)]),
     ],
     "CREATE ROLE reader LOGIN;": [  # still as reader
         ("SELECT count(*) FROM ai.semantic_search(NULL::blog_embedding, 'cats purring', k => 5) s"
