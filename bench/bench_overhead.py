@@ -16,7 +16,7 @@ of all PostgreSQL processes, of the worker process (CLI rows) and of the synthet
 Every run is checked: queue empty, nothing parked, every chunk stored once, every item
 processed once (the progress counters), and the server embedded no chunk twice.
 
-    .venv/bin/python bench/bench_overhead.py [--rows 1200] [--rounds 1] [--no-pgai] [--only CALL,worker]
+    .venv/bin/python bench/bench_overhead.py [--rows 0] [--rounds 1] [--no-pgai] [--only CALL,worker]
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def check_pgai(dsn: str, chunks: int, embedded: int, name: str) -> str:
 def main() -> None:
     """Run every path, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1200, help="documentation pages (whole manual: 0)")
+    parser.add_argument("--rows", type=int, default=0, help="documentation pages (0: the whole manual)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-pgai", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated words: run the paths whose label has one")
