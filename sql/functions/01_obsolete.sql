@@ -12,3 +12,4 @@ DROP FUNCTION IF EXISTS ai._job_name(int);
 DROP FUNCTION IF EXISTS ai._schedule_vectorizer(int);
 DROP VIEW IF EXISTS ai.vectorizer_status;
 DROP FUNCTION IF EXISTS ai._vectorizer_counts(int);
+DROP FUNCTION IF EXISTS ai._raise_python_error(text, text, text, text);   -- now also keeps the object fields
