@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import psycopg
-from conftest import APP_OWNER, execute_vectorizer, role_dsn, vec
+from pgweave_testing.helpers import APP_OWNER, execute_vectorizer, role_dsn, vec
 
 TEXT = "VACUUM reclaims the storage occupied by dead tuples."
 

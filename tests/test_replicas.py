@@ -8,13 +8,12 @@ to the primary's table. The table owner is a non-superuser in a database that is
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterator
 
 import psycopg
 import pytest
-from conftest import execute_vectorizer, role_dsn, vec, wait_until
+from pgweave_testing.helpers import conn_until, execute_vectorizer, role_dsn, vec
 
 from pgweave.install import install
 from pgweave.localdb import LocalCluster
@@ -79,7 +78,7 @@ def _caught_up(primary_dsn: str, standby_dsn: str) -> None:
     with psycopg.connect(primary_dsn, autocommit=True) as conn:
         lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
     with psycopg.connect(standby_dsn, autocommit=True) as conn:
-        wait_until(conn, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", 60, (lsn,))
+        conn_until(conn, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", 60, (lsn,))
 
 
 SEARCHES = {
@@ -133,14 +132,14 @@ def test_rows_arriving_by_logical_replication_are_vectorized_on_the_subscriber(p
         with psycopg.connect(sub_dsn, autocommit=True) as conn:
             conn.execute(f"CREATE SUBSCRIPTION docs_sub CONNECTION 'host=127.0.0.1 port={cluster.port} "
                          f"dbname=app user={cluster.user}' PUBLICATION docs_pub")
-            wait_until(conn, "SELECT count(*) = 3 FROM app.docs", 60)  # the initial copy
+            conn_until(conn, "SELECT count(*) = 3 FROM app.docs", 60)  # the initial copy
         with psycopg.connect(role_dsn(dsn, OWNER), autocommit=True) as conn:  # then changes stream in
             conn.execute("INSERT INTO app.docs VALUES (4, 'Cats', 'Cats purr when they are content.')")
             conn.execute("UPDATE app.docs SET body = body || ' It also updates statistics.' WHERE id = 1")
             conn.execute("DELETE FROM app.docs WHERE id = 3")
         owner_sub = role_dsn(sub_dsn, OWNER)
         with psycopg.connect(owner_sub, autocommit=True) as conn:
-            wait_until(conn, "SELECT count(*) = 3 AND bool_or(id = 4) AND bool_or(body LIKE '%statistics.')"
+            conn_until(conn, "SELECT count(*) = 3 AND bool_or(id = 4) AND bool_or(body LIKE '%statistics.')"
                              " FROM app.docs", 60)
             assert conn.execute("SELECT ai.vectorizer_queue_pending('docs_embedding', exact => true)"
                                 ).fetchone()[0] > 0  # the subscriber's own triggers queued them
@@ -157,4 +156,3 @@ def test_rows_arriving_by_logical_replication_are_vectorized_on_the_subscriber(p
         with psycopg.connect(subscriber.dsn("app"), autocommit=True) as conn:
             conn.execute("DROP SUBSCRIPTION IF EXISTS docs_sub")
         subscriber.destroy()
-        time.sleep(0.1)
