@@ -118,12 +118,17 @@ def float32_list(vectors: Any) -> list:
     v = np.asarray(vectors, dtype=np.float32)
     wide = v.astype(np.float64)
     magnitude = np.floor(np.log10(np.abs(wide), where=wide != 0, out=np.zeros_like(wide)))
-    out, todo = wide.copy(), np.ones(v.shape, dtype=bool)
+    # Scaling by 10**k gives the double nearest the decimal only while 10**k is exact (|k| <= 22):
+    # the few numbers beyond (|x| < 1e-14 or >= 1e23) are printed one by one.
+    exact = (magnitude >= -14) & (magnitude <= 22)
+    out, todo = wide.copy(), exact.copy()
     for digits in range(1, 10):  # 9 significant digits name every float32
-        scale = 10.0 ** (digits - 1 - magnitude)
-        rounded = np.round(wide * scale) / scale
+        k = digits - 1 - magnitude
+        power = 10.0 ** np.abs(k)
+        rounded = np.where(k >= 0, np.round(wide * power) / power, np.round(wide / power) * power)
         hit = todo & (rounded.astype(np.float32) == v)
         out[hit], todo = rounded[hit], todo & ~hit
+    out[~exact] = [float(str(x)) for x in v[~exact]]  # numpy prints a float32 shortest
     return out.tolist()
 
 
