@@ -67,6 +67,8 @@ BLOCKS = {
     "pgweave vectorizers show blog_contents_embeddings": "run",
     "pgweave eval load blog_queries": "skip: needs a CSV file and run ids; tests/test_eval_cli.py runs each command",
     "docker compose": "skip: no Docker engine here; tests/test_docker.py checks the files",
+    "pg_basebackup -D /srv/standby": "skip: tests/test_replicas.py makes a standby so (LocalCluster.standby)",
+    "-- on the publisher (wal_level = logical)": "keep",
 }
 
 # After the block starting with the key: (query, expected rows).
@@ -90,6 +92,10 @@ CLAIMS = {
         ("SELECT name FROM ai.vectorizer WHERE id = ai._vectorizer_id('public_blog_pgai_store')", [("blog_pgai",)]),
         ("SELECT count(*) FROM ai.chunk_text_recursively('PostgreSQL keeps the data. pgweave keeps the embeddings.',"
          " chunk_size => 30, chunk_overlap => 0)", [(2,)]),
+    ],
+    "-- on the publisher (wal_level = logical)": [
+        ("SELECT DISTINCT tgenabled::text FROM pg_trigger WHERE tgrelid = 'blog'::regclass AND NOT tgisinternal",
+         [("A",)]),
     ],
     "CREATE ROLE reader LOGIN;": [  # still as reader
         ("SELECT count(*) FROM ai.semantic_search(NULL::blog_embedding, 'cats purring', k => 5) s"

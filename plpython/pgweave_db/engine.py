@@ -140,7 +140,8 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
         result.chunks_embedded = len(digests)
         result.model_calls = calls
 
-    changed_keys, new_rows = [], []
+    changed_keys: list[str] = []
+    rows: tuple[list, ...] = ([], [], [], [], [])  # key, seq, chunk, embedding, md5: unnest's arrays
     for key, chunks in wanted.items():
         before = sorted((r["chunk_seq"], r["chunk"], r["embedded_md5"]) for r in stored.get(key, []))
         after = [(seq, piece, _md5(text)) for seq, piece, text in chunks]
@@ -148,18 +149,28 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
         if before == after:
             continue  # nothing to write: the store already holds exactly these chunks
         changed_keys.append(key)
-        base = json.loads(key)
-        new_rows.extend({**base, "chunk_seq": seq, "chunk": piece, "embedding": known[digest],
-                         "embedded_md5": digest} for seq, piece, digest in after)
+        for seq, piece, digest in after:
+            for column, value in zip(rows, (key, seq, piece, known[digest], digest)):
+                column.append(value)
     if changed_keys:
         plpy.execute(st.delete_store, ["[" + ",".join(changed_keys) + "]"])
-    if new_rows:
-        plpy.execute(st.insert_store, [json.dumps(new_rows)])
+    if rows[0]:
+        plpy.execute(st.insert_store, list(rows))
+        _analyze_new_store(st)
     plpy.execute(st.delete_items, [ids])
     return result
 
 
+def _analyze_new_store(st: statements.Statements) -> None:
+    """ANALYZE a store that never was, after its first rows: until then the planner takes it for
+    empty and the stored-chunk lookups (read_store, delete_store) scan it whole; after it, the
+    estimates scale with the table and the lookups use the (key, chunk_seq) index."""
+    if plpy.execute(st.never_analyzed)[0]["yes"]:
+        plpy.execute(st.analyze_store)
+
+
 def _md5(text: str) -> str:
+    """The hex md5 of a formatted chunk (the store's embedded_md5)."""
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 

@@ -4,7 +4,8 @@ The one place where identifiers meet SQL text: relation names arrive as ``regcla
 (quoted and qualified by PostgreSQL), column names are quoted here with ``quote_ident``.
 Functions and operators are schema-qualified, so nothing resolves through a search_path
 another role could write to. Keys travel as JSON arrays of objects, read back with
-``jsonb_populate_recordset`` over the queue's row type (whose key columns are base types).
+``jsonb_populate_recordset`` over the queue's row type (whose key columns are base types);
+new store rows travel as parallel arrays (``unnest``), their embeddings as pgvector literals.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Statements:
     read_reuse: Any             # the live store's chunks of the same keys (a generation), or None
     delete_store: Any
     insert_store: Any
+    never_analyzed: Any
+    analyze_store: str          # run once, after the first batch (see engine.process)
     delete_items: Any
     back_off: Any
     park: Any
@@ -110,8 +113,17 @@ def build(vz: Vectorizer) -> Statements:
             DELETE FROM {vz.store} st USING {keys} k WHERE {join('st', 'k')}""", ["text"]),
         insert_store=plpy.prepare(f"""
             INSERT INTO {vz.store} ({cols}, chunk_seq, chunk, embedding, embedded_md5)
-            SELECT {cols}, chunk_seq, chunk, embedding, embedded_md5
-            FROM pg_catalog.jsonb_populate_recordset(NULL::{vz.store}, $1::pg_catalog.jsonb)""", ["text"]),
+            SELECT {', '.join(f'k.{_q(c)}' for c in pk)}, u.seq, u.chunk,
+                   u.embedding::{_q(vector_schema)}.vector, u.md5
+            FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.int4[]),
+                            pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]),
+                            pg_catalog.unnest($5::pg_catalog.text[])) AS u(key, seq, chunk, embedding, md5)
+            CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{vz.queue}, u.key::pg_catalog.jsonb) k""",
+            ["text[]", "int4[]", "text[]", "text[]", "text[]"]),
+        never_analyzed=plpy.prepare(f"""
+            SELECT c.reltuples OPERATOR(pg_catalog.<) 0 AS yes FROM pg_catalog.pg_class c
+            WHERE c.oid OPERATOR(pg_catalog.=) {plpy.quote_literal(vz.store)}::pg_catalog.regclass"""),
+        analyze_store=f"ANALYZE {vz.store}",
         delete_items=plpy.prepare(
             f"DELETE FROM {vz.queue} q WHERE q._id OPERATOR(pg_catalog.=) ANY($1)", ["bigint[]"]),
         back_off=plpy.prepare(f"""

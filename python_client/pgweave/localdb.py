@@ -124,6 +124,26 @@ class LocalCluster:
             for key, value in settings.items():
                 conf.write(f"{key} = {value}\n")
 
+    def standby(self, root: Path) -> "LocalCluster":
+        """A hot standby of this (running) cluster in ``root``: ``pg_basebackup -R`` (streaming,
+        read-only, follows every commit), on a port of its own; started."""
+        standby = LocalCluster(root)
+        standby.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(standby.root, pw.pw_uid, pw.pw_gid)
+        result = self._run("pg_basebackup", "-D", str(standby.datadir), "-R", "-X", "stream", "--no-sync",
+                           "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user)
+        if result.returncode != 0:
+            raise LocalDBError(f"pg_basebackup failed: {result.stderr.strip()}")
+        port = free_port()
+        (standby.root / "port").write_text(f"{port}\n")
+        with (standby.datadir / "postgresql.conf").open("a") as conf:
+            conf.write(f"\n# hot standby of {self.root}\nport = {port}\n"
+                       f"unix_socket_directories = '{standby.root}'\n")
+        standby.start()
+        return standby
+
     def running(self) -> bool:
         return self.initialized() and self._run("pg_ctl", "status", "-D", str(self.datadir)).returncode == 0
 

@@ -62,7 +62,10 @@ BEGIN
 END
 $func$;
 
--- Attach the row and truncate triggers to the source (at creation, by its owner).
+-- Attach the row and truncate triggers to the source (at creation, by its owner). ENABLE
+-- ALWAYS: they fire for the apply worker of a logical replication subscription too (which
+-- runs with session_replication_role = replica, where ordinary triggers stay silent), so
+-- rows that arrive on a subscriber are vectorized there; the store is the subscriber's own.
 CREATE OR REPLACE FUNCTION ai._create_triggers(vectorizer_id int) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -74,5 +77,7 @@ BEGIN
                    v.trigger_name, v.source_relid::regclass, ai._qualified('ai', v.trigger_name));
     EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
                    v.trigger_name || '_truncate', v.source_relid::regclass, ai._qualified('ai', v.trigger_name));
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I, ENABLE ALWAYS TRIGGER %I', v.source_relid::regclass,
+                   v.trigger_name, v.trigger_name || '_truncate');
 END
 $$;

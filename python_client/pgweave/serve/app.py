@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -109,6 +110,26 @@ def _embed(model: ServedModel, texts: list[str], truncate: bool, dimensions: Any
         metrics.TOKENS.labels(model.name).inc(tokens)
         metrics.MODEL_CALLS.labels(model.name).inc()
     return vectors, tokens, load_seconds
+
+
+def float32_list(vectors: Any) -> list:
+    """Embeddings as lists of the shortest decimals that read back as the same float32, as
+    Ollama prints them (about 11 characters a number where a double's repr takes 20)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    wide = v.astype(np.float64)
+    magnitude = np.floor(np.log10(np.abs(wide), where=wide != 0, out=np.zeros_like(wide)))
+    # Scaling by 10**k gives the double nearest the decimal only while 10**k is exact (|k| <= 22):
+    # the few numbers beyond (|x| < 1e-14 or >= 1e23) are printed one by one.
+    exact = (magnitude >= -14) & (magnitude <= 22)
+    out, todo = wide.copy(), exact.copy()
+    for digits in range(1, 10):  # 9 significant digits name every float32
+        k = digits - 1 - magnitude
+        power = 10.0 ** np.abs(k)
+        rounded = np.where(k >= 0, np.round(wide * power) / power, np.round(wide / power) * power)
+        hit = todo & (rounded.astype(np.float32) == v)
+        out[hit], todo = rounded[hit], todo & ~hit
+    out[~exact] = [float(str(x)) for x in v[~exact]]  # numpy prints a float32 shortest
+    return out.tolist()
 
 
 def _json(content: dict[str, Any]) -> Response:
@@ -330,7 +351,7 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         model = _model(registry, body, "embedding")
         vectors, tokens, load = await run_in_threadpool(_embed, model, texts, body.get("truncate", True) is not False,
                                                         body.get("dimensions"))
-        return _json({"model": body["model"], "embeddings": vectors.tolist(),
+        return _json({"model": body["model"], "embeddings": float32_list(vectors),
                       "total_duration": _ns(time.perf_counter() - start), "load_duration": _ns(load),
                       "prompt_eval_count": tokens})
 
@@ -343,7 +364,7 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         if not isinstance(prompt, str):
             raise APIError(400, "prompt must be a string")
         vectors, _, _ = await run_in_threadpool(_embed, model, [prompt] if prompt else [], True, None)
-        return _json({"embedding": vectors[0].tolist() if prompt else []})
+        return _json({"embedding": float32_list(vectors[0]) if prompt else []})
 
     @app.post("/api/generate")
     async def generate(request: Request):
@@ -415,7 +436,7 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         if fmt == "base64":  # little-endian float32 bytes, what the openai package decodes
             data = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vectors]
         else:
-            data = vectors.tolist()
+            data = float32_list(vectors)
         return _json({"object": "list", "model": body["model"],
                       "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(data)],
                       "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})

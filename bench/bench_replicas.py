@@ -1,0 +1,159 @@
+"""Search on replicas, and search's own overhead, with vectors from the SYNTHETIC server.
+
+A primary and a hot standby made from it with `pg_basebackup -R` (LocalCluster.standby), on
+this machine. The store: 2,000 paragraphs of the PostgreSQL manual, embedded through the
+synthetic embedding server (bench/synthetic_server.py: hash vectors, not a model, so the
+ranking means nothing; the work per query is the real one), HNSW index, queries cached.
+
+1. Overhead: p50 latency of ai.semantic_search against the hand-written pgvector query with
+   the same vector (client round trip, prepared, warm), on the primary and on the standby.
+2. Throughput: ai.semantic_search by --clients client threads for --seconds, all on the
+   primary, then split between primary and standby (same total clients).
+
+    .venv/bin/python bench/bench_replicas.py [--rows 2000] [--clients 4] [--seconds 10] [--k 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_overhead import synthetic_server  # noqa: E402
+from common import percentile, say, table  # noqa: E402
+
+from pgweave.corpus import postgres_docs  # noqa: E402
+from pgweave.install import install  # noqa: E402
+from pgweave.localdb import LocalCluster  # noqa: E402
+
+SEMANTIC = "SELECT s.rank, (s.hit).id FROM ai.semantic_search(NULL::docs_embedding, %s, k => %s) s"
+HAND = ("SELECT id, embedding OPERATOR(public.<=>) %s::public.vector AS d FROM docs_embedding "
+        "ORDER BY d LIMIT %s")
+QUESTIONS = [f"question {i}: how do I {w}?" for i, w in enumerate(
+    ["drop a table", "add a column", "build an index", "copy a file", "explain a query", "grant a role",
+     "vacuum", "analyze", "create a user", "begin a transaction", "lock a table", "truncate"])]
+
+
+def paragraphs(count: int) -> list[str]:
+    """``count`` paragraphs (200-1500 characters) of the manual."""
+    out = []
+    for page in postgres_docs(prefix=None):
+        out += [p for p in page.body.split("\n\n") if 200 <= len(p) <= 1500]
+        if len(out) >= count:
+            return out[:count]
+    return out
+
+
+def latencies(dsn: str, sql: str, params: list[tuple], rounds: int) -> list[float]:
+    """Milliseconds per query, prepared, after one warm-up round."""
+    out = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for r in range(rounds + 1):
+            for p in params:
+                start = time.perf_counter()
+                conn.execute(sql, p, prepare=True).fetchall()
+                if r:
+                    out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def throughput(dsns: list[str], k: int, seconds: float) -> float:
+    """Queries/s of one client thread per DSN, for ``seconds``."""
+    counts = [0] * len(dsns)
+    stop = time.perf_counter() + seconds
+
+    def client(i: int, dsn: str) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while time.perf_counter() < stop:
+                conn.execute(SEMANTIC, (QUESTIONS[counts[i] % len(QUESTIONS)], k), prepare=True).fetchall()
+                counts[i] += 1
+
+    threads = [threading.Thread(target=client, args=(i, d)) for i, d in enumerate(dsns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / seconds
+
+
+def main() -> None:
+    """Build the store, make the standby, measure, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--k", type=int, default=10)
+    args = parser.parse_args()
+    texts = paragraphs(args.rows)
+    primary = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-bench-")))
+    primary.start()
+    standby = None
+    try:
+        with synthetic_server(primary.root.parent / f"{primary.root.name}-synthetic.log") as (url, _):
+            with psycopg.connect(primary.dsn(), autocommit=True) as conn:
+                conn.execute("CREATE DATABASE search")
+                conn.execute(f"ALTER DATABASE search SET ai.ollama_host = '{url}'")
+            dsn = primary.dsn("search")
+            install(dsn, background=False)
+            say(f"embedding {len(texts)} paragraphs through the synthetic server")
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text NOT NULL)")
+                with conn.cursor().copy("COPY docs (id, body) FROM STDIN") as copy:
+                    for i, t in enumerate(texts):
+                        copy.write_row((i, t))
+                conn.execute("""SELECT ai.create_vectorizer('docs'::regclass, loading => ai.loading_column('body'),
+                    embedding => ai.embedding_ollama('synthetic', 384), chunking => ai.chunking_none(),
+                    indexing => ai.indexing_none(), scheduling => ai.scheduling_none())""")
+                conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
+                conn.execute("CREATE INDEX ON docs_embedding_store USING hnsw (embedding vector_cosine_ops)")
+                conn.execute("ANALYZE docs_embedding_store")
+                vectors = [conn.execute("SELECT ai.vectorizer_embed('docs_embedding', %s)::text", (q,)).fetchone()[0]
+                           for q in QUESTIONS]  # embeds and caches every question, on the primary
+            say("making the hot standby (pg_basebackup -R)")
+            standby = primary.standby(Path(tempfile.mkdtemp(prefix="pgweave-bench-standby-")))
+            sdsn = standby.dsn("search")
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+            with psycopg.connect(sdsn, autocommit=True) as conn:
+                while not conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
+                    time.sleep(0.1)
+            rows = []
+            for where, target in (("primary", dsn), ("standby", sdsn)):
+                hand = latencies(target, HAND, [(v, args.k) for v in vectors], args.rounds)
+                sem = latencies(target, SEMANTIC, [(q, args.k) for q in QUESTIONS], args.rounds)
+                base = percentile(hand, 50)
+                rows.append([f"hand-written `ORDER BY embedding <=> $vec LIMIT {args.k}` ({where})",
+                             f"{base:.2f}", f"{percentile(hand, 95):.2f}", "1.00×"])
+                rows.append([f"`ai.semantic_search` ({where})", f"{percentile(sem, 50):.2f}",
+                             f"{percentile(sem, 95):.2f}", f"{percentile(sem, 50) / base:.2f}×"])
+            table(f"Search overhead: {len(texts)} paragraphs, HNSW, k = {args.k}, query embedding cached "
+                  f"(vectors from the SYNTHETIC server)", ["query", "p50 ms", "p95 ms", "p50 vs hand-written"],
+                  rows, f"{len(QUESTIONS)} queries × {args.rounds} rounds, client round trip, prepared, warm.")
+            say("throughput")
+            n = args.clients
+            alone = throughput([dsn] * n, args.k, args.seconds)
+            split = throughput([dsn] * (n // 2) + [sdsn] * (n - n // 2), args.k, args.seconds)
+            standby_only = throughput([sdsn] * n, args.k, args.seconds)
+            table(f"Search throughput: `ai.semantic_search`, {n} client threads for {args.seconds:g} s "
+                  f"(SYNTHETIC vectors, {len(texts)} paragraphs, HNSW)",
+                  ["where the clients query", "queries/s", "vs primary alone"],
+                  [["primary alone", f"{alone:.0f}", "1.00×"],
+                   [f"primary + standby ({n // 2} + {n - n // 2})", f"{split:.0f}", f"{split / alone:.2f}×"],
+                   ["standby alone", f"{standby_only:.0f}", f"{standby_only / alone:.2f}×"]],
+                  "Both clusters run on the same machine and share its cores, so a standby adds no CPU "
+                  "here: the row says the standby serves at the primary's rate, not what a second machine adds.")
+    finally:
+        if standby:
+            standby.destroy()
+        primary.destroy()
+
+
+if __name__ == "__main__":
+    main()
