@@ -192,3 +192,17 @@ def test_a_request_the_server_refuses_as_wrong_is_not_retried(db, proxy):
     _call(db, http_retries=3)
     assert len(proxy.posts("/api/embed")) == 1
     assert "refused the request" in _errors(db)[0]
+
+
+def test_a_statement_timeout_stops_the_engine_and_keeps_every_item(db, app_role, proxy):
+    """A cancel is not a model-server failure: CALL ai.execute_vectorizer stops at once (as the
+    table's owner, who is not a superuser), records nothing, and leaves the items as they were."""
+    v = _vectorizer(db, proxy.url, rows=3, owner="app_user")
+    proxy.mode, proxy.hang_seconds = "slow", 30
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("SET statement_timeout = '1s'")
+        with pytest.raises(psycopg.errors.QueryCanceled, match="canceling statement due to statement timeout"):
+            conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
+    with psycopg.connect(db) as conn:
+        assert conn.execute(f"SELECT count(*), max(_attempts) FROM {v.queue}").fetchone() == (3, 0)
+        assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == 0
