@@ -12,3 +12,6 @@ DROP FUNCTION IF EXISTS ai._job_name(int);
 DROP FUNCTION IF EXISTS ai._schedule_vectorizer(int);
 DROP VIEW IF EXISTS ai.vectorizer_status;
 DROP FUNCTION IF EXISTS ai._vectorizer_counts(int);
+-- create_vectorizer took no parsing argument before documents (21_loading_parsing).
+DROP FUNCTION IF EXISTS ai.create_vectorizer(regclass, text, text, jsonb, jsonb, jsonb, jsonb, jsonb, jsonb,
+                                             jsonb, name, name, name, name, name, name, name[], boolean, boolean);
