@@ -226,13 +226,14 @@ def run(kind: str, data: bytes | str, source: str, timeout: float, memory: int,
         while True:
             try:
                 out, err = child.communicate(pending, timeout=_SLICE_SECONDS)
-                break
             except subprocess.TimeoutExpired:
                 pending = None
                 check()
-                if time.monotonic() > deadline:
-                    raise DocumentError(f"parsing the {kind.upper()} document took longer than {timeout:g} s",
-                                        too_costly=True) from None
+            if time.monotonic() > deadline:  # also a parse that ended after it: the limit is the limit
+                raise DocumentError(f"parsing the {kind.upper()} document took longer than {timeout:g} s",
+                                    too_costly=True)
+            if child.returncode is not None:
+                break
     finally:
         if child.poll() is None:
             child.kill()

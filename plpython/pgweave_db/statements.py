@@ -55,7 +55,7 @@ def for_vectorizer(vz: Vectorizer) -> Statements:
 def _is_bytea(source: str, column: str) -> bool:
     """Whether a source column is bytea (or a domain over it)."""
     rows = plpy.execute(plpy.prepare("""
-        SELECT coalesce(pg_catalog.nullif(t.typbasetype, 0), t.oid) OPERATOR(pg_catalog.=) 'pg_catalog.bytea'::pg_catalog.regtype AS yes
+        SELECT 'pg_catalog.bytea'::pg_catalog.regtype OPERATOR(pg_catalog.=) ANY(ARRAY[t.oid, t.typbasetype]) AS yes
         FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
         WHERE a.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND a.attname OPERATOR(pg_catalog.=) $2""",
         ["text", "name"]), [source, column])
