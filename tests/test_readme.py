@@ -45,6 +45,8 @@ BLOCKS = {
         "skip: pg_cron's own table, in the pg_cron database (tests/test_vectorizer_background.py)",
     "ALTER TABLE blog RENAME COLUMN contents TO body;": "undo",
     "SELECT ai.drop_vectorizer(name, drop_all => true) FROM ai.vectorizer": "undo",
+    "-- once, as a superuser: where documents may be read from": "keep",
+    "SELECT (s.hit).path, (s.hit).chunk": "keep",
     # Python
     "from pgweave import Client, ai": "run",
     "import asyncio": "run",
@@ -55,6 +57,7 @@ BLOCKS = {
     "pip install pgweave": "skip: needs the package index; tests/test_cli.py installs the built wheel",
     "make demo": "skip: the CI runs make test; make demo is run by hand (README tour)",
     "pgweave install postgresql://": "skip: tests/test_install.py and tests/test_cli.py",
+    "pgweave uninstall postgresql://": "skip: tests/test_vectorizer_background.py (uninstall)",
     "pgweave serve --port 11434": "skip: port 11434 may be taken; tests/test_serve.py serves on a free port",
     "pgweave worker --dsn postgresql://… [": "skip: a synopsis; tests/test_worker.py",
     "export PGWEAVE_DSN=": "run",
@@ -63,6 +66,14 @@ BLOCKS = {
 
 # After the block starting with the key: (query, expected rows).
 CLAIMS = {
+    "SELECT (s.hit).path, (s.hit).chunk": [
+        ("SELECT (s.hit).path, split_part((s.hit).chunk, E'\\n', 1) FROM ai.semantic_search("
+         "NULL::manual_embedding, 'how do I reclaim disk space?', k => 1) s",
+         [("/usr/share/doc/postgresql-doc-15/html/sql-vacuum.html", "(section: Description)")]),
+        ("SELECT chunk FROM notes_embedding",
+         [("(section: Autovacuum)\n# Autovacuum\n\nThe autovacuum launcher starts workers that vacuum "
+           "tables in the background.",)]),
+    ],
     "ALTER TABLE blog RENAME COLUMN contents TO body;": [
         ("SELECT config->'loading'->>'column_name' FROM ai.vectorizer WHERE name = 'blog_embedding'", [("body",)]),
         ("SELECT count(*) FROM blog_embedding WHERE body IS NOT NULL", [(4,)]),
@@ -80,6 +91,12 @@ CLAIMS = {
     ],
 }
 
+
+# The vectorizers drained (CALL ai.execute_vectorizer) after the block starting with the key.
+DRAINED_AFTER = {
+    "CREATE TABLE blog": ("blog_embedding", "blog_contents_embeddings"),
+    "-- once, as a superuser: where documents may be read from": ("manual_embedding", "notes_embedding"),
+}
 
 # Printed by the block starting with the key.
 PRINTS = {
@@ -155,10 +172,10 @@ def test_the_readme_examples_run_as_written(db, named_models_url, tmp_path, monk
 def run_sql(conn: psycopg.Connection, key: str, kind: str, sql: str, block: str) -> None:
     try:
         conn.execute(sql)
-        if key == "CREATE TABLE blog":  # what the background job does in a pg_cron database
+        if key in DRAINED_AFTER:  # what the background job does in a pg_cron database
             conn.commit()
             conn.autocommit = True
-            for name in ("blog_embedding", "blog_contents_embeddings"):
+            for name in DRAINED_AFTER[key]:
                 conn.execute("CALL ai.execute_vectorizer(%s)", (name,))
             conn.autocommit = False
         for query, expected in CLAIMS.get(key, []):
