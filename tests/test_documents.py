@@ -228,7 +228,8 @@ def web(folder, db):
     server.shutdown()
 
 
-def test_documents_by_path_file_uri_and_url_are_loaded_and_transient_failures_retried(owner, folder, web):
+def test_documents_by_path_file_uri_and_url_are_loaded_and_transient_failures_retried(owner, folder, web,
+                                                                                      model_server_url):
     write(folder, "book.pdf", make_pdf(PAGES))
     write(folder, "bees.md", MARKDOWN)
     write(folder, "flaky-bikes.html", HTML)
@@ -245,6 +246,16 @@ def test_documents_by_path_file_uri_and_url_are_loaded_and_transient_failures_re
         assert stored[2][0] == "(section: Beekeeping)\n# Beekeeping\n\nBees need a dry hive and a water source nearby."
         assert stored[3][1].endswith("metal backing plate.")  # served after one 503
         assert best(conn, "docs", "glaciers grinding rock")[0] == 1
+    # The file changes in place; touching its row (even SET uri = uri) re-reads it, and only the
+    # changed page is embedded again.
+    write(folder, "book.pdf", make_pdf([PAGES[0], PAGES[1], PAGES[2].replace("turquoise", "emerald green")]))
+    before = served_inputs(model_server_url)
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("UPDATE app.docs SET uri = uri WHERE id = 1")
+    execute_vectorizer(owner, "docs_embedding")
+    assert served_inputs(model_server_url) - before == 1
+    with psycopg.connect(owner) as conn:
+        assert chunks(conn, "docs")[1][2].endswith("emerald green.")
 
 
 def test_owner_cannot_read_files_or_urls_outside_what_the_superuser_allowed(owner, folder, web):

@@ -7,6 +7,7 @@ version installed in it. Modules, in the order a row travels:
 - ``settings``: host, timeout and secret resolution from arguments and GUCs;
 - ``http``: one pooled, retrying HTTP session per backend;
 - ``ollama``, ``openai``: model providers;
+- ``loading``, ``parsing``: a row's document (bytea, file or URL) as cited text parts;
 - ``chunking``, ``formatting``: what a row becomes before it is embedded;
 - ``engine``: claim, load, chunk, format, embed, store: the vectorizer batch;
 - ``search``: a search query's embedding (cached), the search statement, RAG's prompt and answer;

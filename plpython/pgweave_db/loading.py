@@ -169,9 +169,10 @@ def _check_url(url: str) -> None:
     """Refuse a URL that is not below an allowed prefix (and, when pgweave has one, on a host
     the model-host allowlist refuses): the one place that decides which URLs may be fetched."""
     parts = urlsplit(url)
-    if parts.username or parts.password or not parts.hostname:
-        fail(f"document URL {url.split('?')[0][:300]!r} has credentials or no host", sqlstate="22023",
-             hint="store a plain http(s) URL")
+    if parts.username or parts.password or not parts.hostname or "/../" in parts.path + "/" \
+            or "%2e" in parts.path.lower():
+        fail(f"document URL {url.split('?')[0][:300]!r} has credentials, no host, or '..' in its path",
+             sqlstate="22023", hint="store a plain http(s) URL")
     if not any(url.startswith(prefix) for prefix in _sources("http")):
         fail(f"document URL {url.split('?')[0][:300]!r} is not below a URL prefix a superuser allowed",
              sqlstate="22023",
