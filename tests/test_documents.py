@@ -310,7 +310,7 @@ def test_corrupt_oversized_and_missing_documents_are_recorded_and_parked_the_res
         parked, errors = failures(conn, "files")
         assert parked == [1, 2, 4]  # parked at once: no retry can fix them
         assert any("cannot parse the PDF document" in e for e in errors)
-        assert any("more than the 4000 bytes a document may have" in e for e in errors)
+        assert any("document in column 'body' is" in e and "more than the 4000 bytes a document may have" in e for e in errors)
         assert any("binary content of no known kind" in e for e in errors)
         # A missing file may still arrive: recorded, and retried with back-off (not parked yet).
         parked, errors = failures(conn, "docs")

@@ -42,7 +42,7 @@ def document(vz, value) -> list[Part]:
         data, content_type, name = value, None, None
     else:
         data, content_type, name = bytes(value), None, None
-    _check_size(len(data), "the document")
+    _check_size(len(data), f"document {_shown(value, loading)}")
     try:
         if kind == "none":
             return parsing.parse("text", data)
