@@ -55,9 +55,9 @@ db-dsn:  ## print the project-local cluster's DSN
 serve: setup  ## run the local model server on :11434
 	$(BIN)/pgweave serve
 
-bench: setup  ## run the benchmarks in bench/ (about 18 minutes); tables also go to .pgweave/bench.md
+bench: setup  ## run the benchmarks in bench/ (about 25 minutes); tables also go to .pgweave/bench.md
 	@mkdir -p .pgweave && : > .pgweave/bench.md
-	@for b in bench/bench_search.py bench/bench_vectorizer.py bench/bench_scale.py; do \
+	@for b in bench/bench_search.py bench/bench_vectorizer.py bench/bench_freshness.py bench/bench_scale.py; do \
 		echo "## $$b" | tee -a .pgweave/bench.md; \
 		$(BIN)/python $$b | tee -a .pgweave/bench.md; test $${PIPESTATUS[0]} -eq 0 || exit 1; done
 

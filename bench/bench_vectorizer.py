@@ -583,7 +583,7 @@ def main() -> None:
                 fresh_rows = []
                 say(f"freshness: pgweave background job ({len(fresh)} rows at {args.fresh_rate}/s)")
                 pgweave.reset([], "ai.scheduling_cron()")
-                fresh_rows.append(["pgweave, pg_cron resident job (poll 0.2 s)", *freshness(pgweave, fresh, args.fresh_rate)])
+                fresh_rows.append(["pgweave, background scheduler (pg_cron, poll 0.25 s)", *freshness(pgweave, fresh, args.fresh_rate)])
                 say("freshness: pgweave worker (LISTEN/NOTIFY)")
                 pgweave.reset([])
                 pgweave.spawn(pgweave_worker(pgweave, 1, once=False), "pgweave-worker-fresh")
@@ -628,7 +628,7 @@ def print_backfill(results: dict, docs: list[Doc], n_chunks: int, shapes: dict, 
                     default=None)
     lines = [("(a) raw /api/embed, pgweave's requests (≤64 chunks)", "raw64"),
              ("(a') raw /api/embed, pgai's requests (one per 50 rows)", "rawpgai"),
-             ("(b) pgweave, pg_cron resident job", "background"),
+             ("(b) pgweave, background scheduler (pg_cron)", "background"),
              ("(b') pgweave, CALL ai.execute_vectorizer", "call")]
     lines += [(f"(c) pgweave worker --once --concurrency {c}", f"pgweave{c}") for c in pw_conc]
     lines += [(f"(d) pgai vectorizer worker --once --concurrency {c}", f"pgai{c}") for c in ai_conc]

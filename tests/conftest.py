@@ -246,3 +246,10 @@ def wait_until(conn, sql: str, timeout: float, params=None) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still not true after {timeout:.0f} s: {sql}")
         time.sleep(0.2)
+
+
+def declare_test_drainer(dsn: str) -> None:
+    """Tell pgweave that this test drains the queues itself (by CALL, from the test): status
+    then says a worker processes them, as it would for `pgweave worker`, instead of `nobody`."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT ai._worker_heartbeat('pytest-drainer', NULL)")

@@ -14,13 +14,16 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from conftest import execute_vectorizer
+from conftest import declare_test_drainer, execute_vectorizer
 from pgweave.cli import app
 
 runner = CliRunner()
 
 
-def _notes(db: str, rows: int, model: str = "all-minilm", max_attempts: int = 6) -> None:
+def _notes(db: str, rows: int, model: str = "all-minilm", max_attempts: int = 6, drained: bool = True) -> None:
+    """A vectorizer on `notes` with scheduling none, drained by the test itself (unless not drained)."""
+    if drained:
+        declare_test_drainer(db)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
         conn.execute("INSERT INTO notes SELECT i, 'Note ' || i || ' is about databases.' "
@@ -248,7 +251,8 @@ def test_ask_answers_with_sources(db):
 
 
 def _vectorizer(db: str, name: str, rows: int = 3, model: str = "all-minilm") -> None:
-    """A small table and a manually driven vectorizer called ``name`` over it."""
+    """A small table and a vectorizer called ``name`` over it, drained by the test itself."""
+    declare_test_drainer(db)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE {name}_src (id int PRIMARY KEY, body text)")
         conn.execute(f"INSERT INTO {name}_src SELECT i, 'Row ' || i FROM generate_series(1, %s) i", (rows,))
@@ -328,7 +332,7 @@ def test_progress_counts_the_whole_backlog_from_the_database(db):
 
 
 def test_wait_fails_fast_when_nothing_processes_the_queue(db):
-    _notes(db, 3)    # scheduling none and no worker
+    _notes(db, 3, drained=False)    # scheduling none and no worker
     with psycopg.connect(db) as conn:
         processed_by = conn.execute("SELECT processed_by FROM ai.vectorizer_status").fetchone() if conn.execute(
             "SELECT 1 FROM pg_attribute WHERE attrelid = 'ai.vectorizer_status'::regclass "

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 import pgweave
-from conftest import execute_vectorizer
+from conftest import declare_test_drainer, execute_vectorizer
 from pgweave import AsyncClient, Client, ai
 from pgweave.errors import (AlreadyExists, ConnectionFailed, InvalidArgument, ModelNotFound, NotFound,
                             NotInstalled, NotInSync, PgweaveError, VectorizerNotFound, from_psycopg)
@@ -22,7 +22,10 @@ def _notes(dsn: str, rows: int) -> None:
                      "FROM generate_series(1, %s) i", (rows,))
 
 
-def _create(client: Client, **overrides) -> int:
+def _create(client: Client, drained: bool = True, **overrides) -> int:
+    """The notes vectorizer (scheduling none), drained by the test itself unless not drained."""
+    if drained:
+        client.connection.execute("SELECT ai._worker_heartbeat('pytest-drainer', NULL)")
     args = dict(name="notes_embedding", loading=ai.loading_column("body"),
                 embedding=ai.embedding_ollama("all-minilm", 384),
                 chunking=ai.chunking_none(), scheduling=ai.scheduling_none(),
@@ -130,7 +133,7 @@ def test_wait_reports_progress_until_a_backfill_is_in_sync(db):
 def test_wait_times_out_with_not_in_sync_and_the_last_status(db):
     _notes(db, 3)
     with Client.connect(db) as client:
-        _create(client)   # scheduling none and no worker: nothing drains the queue
+        _create(client)   # a drainer is declared, but nothing drains the queue
         with pytest.raises(NotInSync) as exc:
             client.wait("notes_embedding", timeout=0.3, poll_interval=0.1)
     assert isinstance(exc.value, TimeoutError)
@@ -230,6 +233,7 @@ def test_a_database_without_pgweave_raises_not_installed_until_installed(empty_d
 
 def test_the_async_client_mirrors_the_sync_one(db):
     _notes(db, 15)
+    declare_test_drainer(db)
 
     async def story():
         progress = []

@@ -40,6 +40,7 @@ BLOCKS = {
     "-- the prompt a RAG call sends": "keep",
     "SELECT title, chunk FROM blog_embedding": "keep",
     "ALTER DATABASE mydb SET ai.query_cache_size": "undo",
+    "CREATE TABLE blog_queries": "keep",
     "CREATE ROLE reader LOGIN;": "keep",
     "SELECT start_time, status, return_message FROM cron.job_run_details":
         "skip: pg_cron's own table, in the pg_cron database (tests/test_vectorizer_background.py)",
@@ -61,6 +62,7 @@ BLOCKS = {
     "pgweave serve --port 11434": "skip: port 11434 may be taken; tests/test_serve.py serves on a free port",
     "pgweave worker --dsn postgresql://… [": "skip: a synopsis; tests/test_worker.py",
     "export PGWEAVE_DSN=": "run",
+    "pgweave eval load blog_queries": "skip: needs a CSV file and run ids; tests/test_eval_cli.py runs each command",
     "docker compose": "skip: no Docker engine here; tests/test_docker.py checks the files",
 }
 

@@ -1,7 +1,7 @@
 """Documents: where files and URLs may be loaded from, and the limits of one document.
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0007
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from pgweave.migration_sql import drop_code, run_sql_file
 
 revision = "0009"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -4,13 +4,17 @@ The installer stores these modules in ``ai._python_module``; ``ai._load_python()
 imports them from there, so the code in a database is always the code of the schema
 version installed in it. Modules, in the order a row travels:
 
-- ``settings``: host, timeout and secret resolution from arguments and GUCs;
-- ``http``: one pooled, retrying HTTP session per backend;
+- ``settings``: host and timeout resolution from arguments and GUCs; the superuser's allowed
+  hosts and limits;
+- ``http``: one pooled, retrying HTTP session per backend; interruptible, bounded requests;
 - ``ollama``, ``openai``: model providers;
 - ``loading``, ``parsing``: a row's document (bytea, file or URL) as cited text parts;
 - ``chunking``, ``formatting``: what a row becomes before it is embedded;
 - ``engine``: claim, load, chunk, format, embed, store: the vectorizer batch;
-- ``search``: a search query's embedding (cached), the search statement, RAG's prompt and answer;
+- ``search``: the parts of a search statement (the statements are SQL, 50_search.sql);
+- ``query_cache``: a search query's embedding, cached; ``rag``: RAG's prompt and answer;
+- ``evaluation``: retrieval and RAG quality metrics, runs and comparisons;
+- ``gateway``: SECURITY DEFINER functions that answer only pgweave's own code;
 - ``secrets``: API keys, and redaction;
 - ``vectors``: conversion between Python lists and pgvector's text form.
 - ``errors``: PostgreSQL errors with SQLSTATE, hint and detail.

@@ -9,9 +9,27 @@ tests/test_chunking.py checks it against langchain-text-splitters on real docume
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, Callable, Sequence
 
 DEFAULT_SEPARATORS = ["\n\n", "\n", ".", "?", "!", " ", ""]
+MIN_CHUNK_SIZE = 20           # smaller chunks carry no meaning and multiply rows and model calls
+MAX_SEPARATORS = 32
+DEFAULT_MAX_CHUNKS_PER_ROW = 10000
+_CHECKED_CHUNKS = 100         # rows making more chunks than this are held to max_chunks_per_row
+# A regex separator is tried on runs of one character (and of "\n "), of growing length, as
+# the splitter uses it; one try taking longer than this means its time grows faster than the
+# text (backtracking), and a long document would hold the backend beyond any timeout.
+_PROBE_SIZES = (16, 20, 24, 28, 32, 64, 256, 1024, 4096, 8192)
+_PROBE_SECONDS = 0.05
+
+
+class ChunkingConfigError(ValueError):
+    """A chunking config that cannot end well; ``hint`` says what to use instead."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
 
 
 def _split_with_regex(text: str, pattern: str, keep_separator: bool | str) -> list[str]:
@@ -138,8 +156,12 @@ class RecursiveCharacterTextSplitter(_Splitter):
         return chunks
 
 
-def chunk(config: dict[str, Any], text: str | None) -> list[str]:
-    """Chunk ``text`` by a vectorizer's chunking config; NULL or blank text has no chunks."""
+def chunk(config: dict[str, Any], text: str | None, max_chunks: int | None = None) -> list[str]:
+    """Chunk ``text`` by a vectorizer's chunking config; NULL or blank text has no chunks.
+
+    A row that makes more than ``max_chunks`` chunks (default: the superuser's
+    max_chunks_per_row) is refused with a ValueError instead of filling the store.
+    """
     if text is None or not text.strip():
         return []
     kind = config.get("implementation", "recursive_character_text_splitter")
@@ -148,7 +170,82 @@ def chunk(config: dict[str, Any], text: str | None) -> list[str]:
     size, overlap = int(config.get("chunk_size", 800)), int(config.get("chunk_overlap", 400))
     regex = bool(config.get("is_separator_regex", False))
     if kind == "character_text_splitter":
-        return CharacterTextSplitter(size, overlap, config.get("separator", "\n\n"), regex).split_text(text)
-    if kind == "recursive_character_text_splitter":
-        return RecursiveCharacterTextSplitter(size, overlap, config.get("separators"), regex).split_text(text)
-    raise ValueError(f"unknown chunking implementation {kind!r}")
+        chunks = CharacterTextSplitter(size, overlap, config.get("separator", "\n\n"), regex).split_text(text)
+    elif kind == "recursive_character_text_splitter":
+        chunks = RecursiveCharacterTextSplitter(size, overlap, config.get("separators"), regex).split_text(text)
+    else:
+        raise ValueError(f"unknown chunking implementation {kind!r}")
+    if len(chunks) > _CHECKED_CHUNKS:
+        bound = max_chunks if max_chunks is not None else _max_chunks_per_row()
+        if len(chunks) > bound:
+            raise ValueError(f"a row of {len(text)} characters makes {len(chunks)} chunks, more than "
+                             f"max_chunks_per_row ({bound}): raise chunk_size, or split the document "
+                             "into several rows (a superuser sets the bound in ai._model_call_limit)")
+    return chunks
+
+
+def _max_chunks_per_row() -> int:
+    """The superuser's bound inside PostgreSQL; the default where this module runs alone."""
+    try:
+        from . import settings
+    except ImportError:  # loaded as a plain file (tests/test_chunking.py): no database
+        return DEFAULT_MAX_CHUNKS_PER_ROW
+    return int(settings.limit("max_chunks_per_row"))
+
+
+def check_config(config: Any) -> None:
+    """Raise ChunkingConfigError for a config that cannot end well (sizes, separators, regexes)."""
+    if not isinstance(config, dict):
+        raise ChunkingConfigError("chunking must be a JSON object",
+                                  "use ai.chunking_recursive_character_text_splitter(...)")
+    kind = config.get("implementation", "recursive_character_text_splitter")
+    if kind == "none":
+        return
+    if kind not in ("character_text_splitter", "recursive_character_text_splitter"):
+        raise ChunkingConfigError(f"unknown chunking implementation {kind!r}",
+                                  "use ai.chunking_recursive_character_text_splitter(), "
+                                  "ai.chunking_character_text_splitter() or ai.chunking_none()")
+    size, overlap = config.get("chunk_size", 800), config.get("chunk_overlap", 400)
+    if not isinstance(size, int) or isinstance(size, bool) or size < MIN_CHUNK_SIZE:
+        raise ChunkingConfigError(
+            f"chunk_size {size!r} is too small: chunks of fewer than {MIN_CHUNK_SIZE} characters "
+            "carry no meaning and turn one row into thousands of rows and model calls",
+            f"use chunk_size => 800 (characters), or at least {MIN_CHUNK_SIZE}")
+    if not isinstance(overlap, int) or isinstance(overlap, bool) or not 0 <= overlap <= size // 2:
+        raise ChunkingConfigError(
+            f"chunk_overlap {overlap!r} must be between 0 and half of chunk_size ({size // 2}): "
+            "a larger overlap repeats most of the text in every chunk",
+            f"use chunk_overlap => {size // 4} (a quarter of chunk_size) or less")
+    separators = ([config.get("separator", "\n\n")] if kind == "character_text_splitter"
+                  else config.get("separators") or DEFAULT_SEPARATORS)
+    if not isinstance(separators, list) or len(separators) > MAX_SEPARATORS or not all(
+            isinstance(sep, str) for sep in separators):
+        raise ChunkingConfigError(f"separators must be a list of at most {MAX_SEPARATORS} strings",
+                                  "pass e.g. ARRAY[E'\\n\\n', E'\\n', ' ', '']")
+    if config.get("is_separator_regex"):
+        for sep in separators:
+            _check_regex(sep)
+
+
+def _check_regex(pattern: str) -> None:
+    """Refuse a separator regex that does not compile, or whose time grows faster than the text."""
+    try:
+        compiled = re.compile(f"({pattern})")
+    except re.error as exc:
+        raise ChunkingConfigError(f"separator {pattern!r} is not a valid regular expression: {exc}",
+                                  "fix the expression, or pass is_separator_regex => false") from None
+    alphabet = {" ", "\n", "\t", "a", "0", ".", "\n "} | {c for c in pattern if c.isprintable()}
+    for unit in sorted(alphabet):
+        for size in _PROBE_SIZES:
+            probe = (unit * size)[:size] + "\x00"
+            started = time.perf_counter()
+            compiled.search(probe)
+            compiled.split(probe)
+            if time.perf_counter() - started > _PROBE_SECONDS:
+                raise ChunkingConfigError(
+                    f"separator {pattern!r} backtracks: on {size} repeated {unit!r} characters it "
+                    f"takes over {_PROBE_SECONDS * 1000:g} ms, and a long document would hold the "
+                    "database for minutes, beyond any statement_timeout",
+                    "start the expression with a literal and avoid a repeat next to another that "
+                    "matches the same characters, e.g. '\\n\\s*\\n' instead of '\\s*\\n\\s*\\n\\s*', "
+                    "or pass is_separator_regex => false")

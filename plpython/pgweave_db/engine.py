@@ -33,7 +33,7 @@ import plpy
 from . import catalog, chunking, formatting, loading, secrets, statements
 from .catalog import Vectorizer
 from .embedding import embed_texts, message
-from .errors import fail
+from .errors import fail, hint_of
 from .vectors import to_pgvector
 
 # Failures of the request itself (bad input, a row's unusable document) are isolated per item;
@@ -200,6 +200,7 @@ def _record_progress(vectorizer_id: int, done: BatchResult, runner: str) -> None
                    chunks_embedded = chunks_embedded + $3, chunks_reused = chunks_reused + $4,
                    model_calls = model_calls + $5, last_success_at = pg_catalog.now(),
                    last_run_at = pg_catalog.now(), last_run_by = $6,
+                   backlog_base = CASE WHEN backlog_started_at IS NULL THEN items_processed ELSE backlog_base END,
                    backlog_started_at = coalesce(backlog_started_at, pg_catalog.now())
             WHERE vectorizer_id = $1""", ["int", "int", "int", "int", "int", "text"])
     plpy.execute(_PROGRESS, [vectorizer_id, done.items, done.chunks_embedded, done.chunks_reused,
@@ -207,19 +208,18 @@ def _record_progress(vectorizer_id: int, done: BatchResult, runner: str) -> None
 
 
 def _record_idle(vectorizer_id: int) -> None:
-    """The queue had nothing claimable: a backlog, if any, is over (writes only on that change)."""
+    """The queue had nothing claimable: a backlog, if any, is over (its size stays for status;
+    the next batch starts a new one). Writes only on that change."""
     plpy.execute(plpy.prepare("""
-        UPDATE ai._vectorizer_progress SET backlog_base = items_processed, backlog_started_at = NULL
-        WHERE vectorizer_id = $1
-          AND (backlog_started_at IS NOT NULL OR backlog_base IS DISTINCT FROM items_processed)""",
-        ["int"]), [vectorizer_id])
+        UPDATE ai._vectorizer_progress SET backlog_started_at = NULL
+        WHERE vectorizer_id = $1 AND backlog_started_at IS NOT NULL""", ["int"]), [vectorizer_id])
 
 
 def record_error(vectorizer_id: int, exc: BaseException, items: int) -> str:
     """One row in ai.vectorizer_errors and the vectorizer's last error; the (redacted) message."""
     text = secrets.redact(message(exc))
     details = {"items": items, "sqlstate": getattr(exc, "sqlstate", None),
-               "hint": secrets.redact(getattr(exc, "hint", None) or "") or None,
+               "hint": secrets.redact(hint_of(exc) or "") or None,
                "error_type": type(exc).__name__}
     plpy.execute(plpy.prepare(
         "INSERT INTO ai._vectorizer_errors (vectorizer_id, message, details) VALUES ($1, $2, $3::jsonb)",

@@ -16,3 +16,11 @@ def fail(message: str, *, hint: str | None = None, detail: str | None = None,
     if sqlstate:
         kwargs["sqlstate"] = sqlstate
     plpy.error(message, **kwargs)
+
+
+def hint_of(exc: BaseException) -> str | None:
+    """An error's hint: plpy.Error's own, or an SPI error's (its spidata holds it third)."""
+    hint = getattr(exc, "hint", None)
+    if hint is None and isinstance(getattr(exc, "spidata", None), tuple) and len(exc.spidata) > 2:
+        hint = exc.spidata[2]
+    return hint

@@ -1,13 +1,25 @@
-"""One pooled HTTP session per backend, with retries and errors that say what to do.
+"""One pooled HTTP session per backend, with retries, bounds, and errors that say what to do.
 
 The module lives as long as the database session (it is cached in GD), so the
 keep-alive connections are reused by every call a backend makes.
+
+A request runs in a short-lived thread while the backend waits for it in slices, running a
+trivial statement between slices: that is where PostgreSQL notices a cancel, a
+statement_timeout or pg_terminate_backend (PL/Python has no CHECK_FOR_INTERRUPTS of its
+own), so a model call stops when its statement is stopped. The thread blocks every signal,
+so PostgreSQL's handlers always run in the backend's own thread.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
+import signal
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
+import plpy
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
@@ -21,6 +33,11 @@ _sessions: dict[tuple[str, int], requests.Session] = {}
 
 # Retried: connection errors, 429 and 5xx. Never retried: other 4xx (the request is wrong).
 _RETRY_STATUS = (429, 500, 502, 503, 504)
+_SLICE_SECONDS = 0.05  # how often a waiting backend looks for a cancel
+_BACKOFF = 0.25        # urllib3 waits _BACKOFF * 2^(n-1) s before the n-th retry, at most 120 s
+_TIMEOUT_HINT = ("raise the setting ai.http_timeout (seconds; at most the max_http_timeout a "
+                 "superuser sets in ai._model_call_limit), or check the server's load")
+_ping_plan = None
 
 
 def session(retries: int) -> requests.Session:
@@ -29,9 +46,9 @@ def session(retries: int) -> requests.Session:
     if key not in _sessions:
         retry = Retry(
             total=retries, connect=retries, read=0, status=retries,
-            backoff_factor=0.25, status_forcelist=_RETRY_STATUS,
+            backoff_factor=_BACKOFF, status_forcelist=_RETRY_STATUS,
             allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False,
-            respect_retry_after_header=True,
+            respect_retry_after_header=True, redirect=0,
         )
         sess = requests.Session()
         adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=4)
@@ -41,22 +58,116 @@ def session(retries: int) -> requests.Session:
     return _sessions[key]
 
 
+@dataclass
+class Reply:
+    """A model server's answer: status, reason and the body (read up to the size limit)."""
+    status_code: int
+    reason: str
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as text (invalid UTF-8 replaced)."""
+        return self.content.decode("utf-8", errors="replace")
+
+
+class _TooLarge(Exception):
+    """The reply is longer than max_reply_bytes."""
+
+
+def _fetch(method: str, url: str, json: Any, headers: dict | None, timeout: float,
+           max_bytes: int, retries: int) -> Reply:
+    """Send the request and read at most max_bytes of the reply (runs in the request thread)."""
+    response = session(retries).request(
+        method, url, json=json, headers=headers, timeout=timeout, stream=True, allow_redirects=False)
+    with response:
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise _TooLarge(int(declared))
+        body = bytearray()
+        for piece in response.iter_content(chunk_size=65536):
+            body += piece
+            if len(body) > max_bytes:
+                raise _TooLarge(len(body))
+        return Reply(response.status_code, str(response.reason or ""), bytes(body))
+
+
+def _check_for_interrupts() -> None:
+    """Run a trivial statement: PostgreSQL raises a pending cancel or terminate there."""
+    global _ping_plan
+    if _ping_plan is None:
+        _ping_plan = plpy.prepare("SELECT 1")
+    plpy.execute(_ping_plan)
+
+
+class _GaveUp(Exception):
+    """The whole request (retries, Retry-After waits, a reply dripping in) outlasted its deadline."""
+
+
+def _in_thread(deadline_seconds: float, work, *args) -> Any:
+    """Run work(*args) in a thread; wait for it in slices, checking for interrupts between them.
+
+    Raises _GaveUp after ``deadline_seconds``: the socket timeout bounds each wait for a byte,
+    not a server that sends one byte at a time, or asks to be retried after a day.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:  # the request thread: never touches plpy, takes no signal
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            outcome["value"] = work(*args)
+        except BaseException as exc:  # handed to the backend's thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="pgweave-request", daemon=True).start()
+    deadline = time.monotonic() + deadline_seconds
+    while not done.wait(_SLICE_SECONDS):
+        _check_for_interrupts()
+        if time.monotonic() > deadline:
+            raise _GaveUp()
+    _check_for_interrupts()  # a timeout that fired as the request ended wins over its outcome
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def request(method: str, url: str, *, json: Any = None, headers: dict | None = None,
-            unreachable_hint: str) -> requests.Response:
-    """Send one request; turn transport failures into errors with a hint."""
-    timeout = settings.timeout_seconds()
+            unreachable_hint: str, quick: bool = False) -> Reply:
+    """Send one request to an allowed host; turn transport failures into errors with a hint.
+
+    ``quick``: a probe that must not hold anyone up (at most 5 s, no retries).
+    """
+    settings.check_host(url)
+    timeout = min(5.0, settings.timeout_seconds()) if quick else settings.timeout_seconds()
+    left = settings.statement_seconds_left()
+    # The socket waits no longer than the statement may run (plus a margin, so that the
+    # statement's own cancel, with its usual message, comes first).
+    socket_timeout = timeout if left is None else min(timeout, left + 1.0)
+    max_bytes = int(settings.limit("max_reply_bytes"))
+    retries = 0 if quick else settings.retries()
+    # Every attempt may take the timeout, plus urllib3's backoff between attempts.
+    deadline = socket_timeout * (retries + 1) + sum(min(120.0, _BACKOFF * 2 ** n) for n in range(retries))
     try:
-        return session(settings.retries()).request(method, url, json=json, headers=headers,
-                                                   timeout=timeout)
+        return _in_thread(deadline, _fetch, method, url, json, headers, socket_timeout, max_bytes, retries)
+    except _GaveUp:
+        fail(f"the model server at {_origin(url)} did not finish answering within {deadline:g} s",
+             hint=_TIMEOUT_HINT, sqlstate="57014")
+    except _TooLarge as exc:
+        fail(f"the model server at {_origin(url)} sent a reply larger than {max_bytes} bytes "
+             f"(at least {exc.args[0]})", sqlstate="54000",
+             hint="ask for less (fewer inputs per call, a lower max_tokens), or have a superuser "
+                  "raise max_reply_bytes: UPDATE ai._model_call_limit SET value = ... "
+                  "WHERE name = 'max_reply_bytes'")
     except requests.exceptions.Timeout:
-        fail(f"the model server at {_origin(url)} did not answer within {timeout:g} s",
-             hint="raise the setting ai.http_timeout (seconds), or check the server's load",
-             sqlstate="57014")
+        fail(f"the model server at {_origin(url)} did not answer within {socket_timeout:g} s",
+             hint=_TIMEOUT_HINT, sqlstate="57014")
     except requests.exceptions.ConnectionError as exc:
         if _is_read_timeout(exc):
-            fail(f"the model server at {_origin(url)} did not answer within {timeout:g} s",
-                 hint="raise the setting ai.http_timeout (seconds), or check the server's load",
-                 sqlstate="57014")
+            fail(f"the model server at {_origin(url)} did not answer within {socket_timeout:g} s",
+                 hint=_TIMEOUT_HINT, sqlstate="57014")
         fail(f"cannot reach the model server at {_origin(url)}", hint=unreachable_hint,
              sqlstate="08001")
     except requests.exceptions.RequestException as exc:
@@ -71,26 +182,61 @@ def _is_read_timeout(exc: Exception) -> bool:
     return isinstance(reason, ReadTimeoutError) or "Read timed out" in str(exc)
 
 
-def error_message(response: requests.Response, *secrets: str | None) -> str:
+def _decode(reply: Reply) -> Any:
+    """The reply's JSON; ValueError saying what it is instead (not JSON, or nested too deeply)."""
+    try:
+        return jsonlib.loads(reply.content)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except ValueError as exc:
+        raise ValueError(f"something that is not JSON ({exc})") from None
+
+
+def error_message(reply: Reply, *secrets: str | None) -> str:
     """The server's error text from an Ollama- or OpenAI-shaped body, secrets redacted."""
     try:
-        body = response.json()
+        body = _decode(reply)
     except ValueError:
-        return redact(response.text[:500] or str(response.reason), *secrets)
+        return redact(reply.text[:500] or reply.reason, *secrets)
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict):
         err = err.get("message") or err
     return redact(str(err or body)[:500], *secrets)
 
 
-def json_body(response: requests.Response, url: str) -> Any:
-    """Decode a JSON response, or fail saying the server is not the kind we expected."""
+def json_body(reply: Reply, url: str) -> Any:
+    """Decode a JSON object reply, or fail saying the server is not the kind we expected."""
     try:
-        return response.json()
-    except ValueError:
-        fail(f"{_origin(url)} answered with something that is not JSON",
-             hint="check that the URL points at an Ollama or OpenAI-compatible server",
-             sqlstate="58000")
+        body = _decode(reply)
+    except ValueError as exc:
+        malformed(url, str(exc)[:200])
+    if not isinstance(body, dict):
+        malformed(url, f"a JSON {type(body).__name__} instead of an object")
+    return body
+
+
+def malformed(url: str, what: str) -> None:
+    """Fail for a reply of the wrong shape."""
+    fail(f"{_origin(url)} answered with {what}", sqlstate="58000",
+         hint="check that the URL points at an Ollama or OpenAI-compatible server")
+
+
+def vectors(values: Any, url: str) -> list[list[float]]:
+    """Check that a reply's embeddings are lists of numbers; return them."""
+    if not isinstance(values, list):
+        malformed(url, f"embeddings that are not a list ({type(values).__name__})")
+    for i, v in enumerate(values):
+        if not isinstance(v, list) or not v or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            malformed(url, f"embedding {i} that is not a non-empty list of numbers")
+    return values
+
+
+def refusal_warning(exc: Exception) -> str | None:
+    """For a probe that failed: a warning when the host is not allowed (say so now), else None."""
+    if getattr(exc, "sqlstate", None) == "42501":
+        return f"{exc}; {getattr(exc, 'hint', '')}"
+    return None
 
 
 def _origin(url: str) -> str:
@@ -100,25 +246,30 @@ def _origin(url: str) -> str:
 
 
 def call(method: str, url: str, *, payload: Any = None, headers: dict | None = None,
-         unreachable_hint: str, models_hint=None, secret: str | None = None) -> Any:
+         unreachable_hint: str, models_hint=None, secret: str | None = None, quick: bool = False) -> Any:
     """Send a request and return its JSON body; map every failure to an error with a hint.
 
     ``models_hint`` is called for a 404 to list the models the server does have.
     """
-    response = request(method, url, json=payload, headers=headers, unreachable_hint=unreachable_hint)
+    response = request(method, url, json=payload, headers=headers, unreachable_hint=unreachable_hint,
+                       quick=quick)
     status = response.status_code
-    if status < 400:
+    if status < 300:
         return json_body(response, url)
     message = error_message(response, secret)
     where = _origin(url)
     model = payload.get("model") if isinstance(payload, dict) else None
+    if status < 400:
+        fail(f"{where} answered with a redirect ({status}), which is not followed", sqlstate="58000",
+             hint="point the setting or argument at the server's final URL")
     if status == 404 and model:
         fail(f"model {model!r} is not available on {where}", detail=message,
              hint=models_hint() if models_hint else None, sqlstate="42704")
     if status in (401, 403):
         fail(f"{where} refused the request: {message}",
              hint="pass api_key, or store the key with ai.store_secret and ai.grant_secret, "
-                  "or set it in the server's environment under api_key_name", sqlstate="28000")
+                  "or (a superuser allowing its name in ai._environment_secret) set it in the "
+                  "server's environment under api_key_name", sqlstate="28000")
     if status == 429:
         fail(f"{where} is rate limiting requests: {message}",
              hint="retry later or lower the request rate", sqlstate="53400")

@@ -5,22 +5,32 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
+import plpy
+
 from . import http, settings
 from .errors import fail
 
 
-def _unreachable_hint(host: str) -> str:
+def _unreachable_hint(host: str, explicit: bool) -> str:
+    """What to do when no server answers at ``host``; ``explicit`` when the call named it."""
     port = host.rsplit(":", 1)[-1]
     port = port if port.isdigit() else "11434"
-    return (f"start a model server there (`pgweave serve --port {port}` or Ollama), "
-            "or point the setting ai.ollama_host (or the host argument) at a running one: "
+    start = f"start a model server there (`pgweave serve --port {port}` or Ollama)"
+    if explicit:  # the settings do not apply to a call that names its host
+        return (start + ", or pass a host argument that points at a running one (the setting "
+                "ai.ollama_host does not apply to a call that names its host)")
+    return (start + ", or point the setting ai.ollama_host (or the host argument) at a running one: "
             "SET ai.ollama_host = 'http://localhost:11434' for this session, ALTER DATABASE ... "
             "SET ai.ollama_host = '...' for every session, the background job's included")
 
 
-def _call(host: str, method: str, path: str, payload: dict | None = None) -> Any:
-    return http.call(method, host + path, payload=payload, unreachable_hint=_unreachable_hint(host),
-                     models_hint=lambda: _available_models_hint(host))
+def _call(host: str | None, method: str, path: str, payload: dict | None = None,
+          quick: bool = False) -> Any:
+    """Call ``path`` on the host argument (or the configured host); return the JSON object."""
+    url = settings.ollama_host(host)
+    return http.call(method, url + path, payload=payload, quick=quick,
+                     unreachable_hint=_unreachable_hint(url, explicit=bool(host)),
+                     models_hint=lambda: _available_models_hint(url))
 
 
 def _available_models_hint(host: str) -> str:
@@ -34,6 +44,30 @@ def _available_models_hint(host: str) -> str:
     return "pull the model with `ollama pull NAME`, or serve it with `pgweave serve`"
 
 
+def model_warning(embedding: dict) -> str | None:
+    """For create_vectorizer: a warning when the reachable server lacks the embedding model.
+
+    None when the server has it, and None when no server answers (creating a vectorizer
+    offline is fine: the queue waits for the server).
+    """
+    model, host = embedding.get("model"), embedding.get("base_url")
+    try:
+        names = sorted(m.get("name") or "" for m in _list(_call(host, "GET", "/api/tags", quick=True), host))
+    except plpy.Error as exc:
+        return http.refusal_warning(exc)
+    if not model or _tagged(model) in {_tagged(n) for n in names}:
+        return None
+    where = settings.ollama_host(host)
+    return (f"the model server at {where} has no model {model!r} (it has: {', '.join(names) or 'none'}); "
+            f"nothing will be embedded until it has: run `ollama pull {model}` there (Ollama), or "
+            f"serve it with `pgweave serve --model-dir {model}=PATH`, or pick one it has")
+
+
+def _tagged(name: str) -> str:
+    """Ollama's full model name: 'all-minilm' is 'all-minilm:latest'."""
+    return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
+
+
 def _require_model(model: str | None) -> None:
     if not model:
         fail("model must not be NULL or empty", hint="name a model, e.g. 'all-minilm'",
@@ -42,26 +76,32 @@ def _require_model(model: str | None) -> None:
 
 def list_models(host: str | None) -> list[dict[str, Any]]:
     """Return /api/tags' model list."""
-    host = settings.ollama_host(host)
-    return _call(host, "GET", "/api/tags").get("models", [])
+    return _list(_call(host, "GET", "/api/tags"), host)
 
 
 def running_models(host: str | None) -> list[dict[str, Any]]:
     """Return /api/ps' list of loaded models."""
-    host = settings.ollama_host(host)
-    return _call(host, "GET", "/api/ps").get("models", [])
+    return _list(_call(host, "GET", "/api/ps"), host)
+
+
+def _list(body: dict, host: str | None) -> list[dict[str, Any]]:
+    """The "models" array of a reply: a list of objects, else a clear error."""
+    models = body.get("models") or []
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        http.malformed(settings.ollama_host(host), "a \"models\" field that is not a list of objects")
+    return models
 
 
 def embed(model: str, inputs: Sequence[str], host: str | None = None, keep_alive: str | None = None,
           options: str | dict | None = None, truncate: bool = True) -> list[list[float]]:
     """Embed all ``inputs`` in one /api/embed request; return one vector per input."""
     _require_model(model)
-    host = settings.ollama_host(host)
     payload: dict[str, Any] = {"model": model, "input": list(inputs), "truncate": truncate}
     _add_optional(payload, keep_alive=keep_alive, options=json_arg(options, "embedding_options", dict))
-    embeddings = _call(host, "POST", "/api/embed", payload).get("embeddings") or []
+    url = settings.ollama_host(host)
+    embeddings = http.vectors(_call(host, "POST", "/api/embed", payload).get("embeddings") or [], url)
     if len(embeddings) != len(inputs):
-        fail(f"{host}/api/embed returned {len(embeddings)} embeddings for {len(inputs)} inputs",
+        fail(f"{url}/api/embed returned {len(embeddings)} embeddings for {len(inputs)} inputs",
              hint="the server is not Ollama-compatible; check ai.ollama_host")
     return embeddings
 
@@ -73,7 +113,6 @@ def generate(model: str, prompt: str, host: str | None = None, images: list | No
     _require_model(model)
     if prompt is None:
         fail("prompt must not be NULL", hint="pass the text to complete", sqlstate="22004")
-    host = settings.ollama_host(host)
     payload: dict[str, Any] = {"model": model, "prompt": prompt, "stream": False}
     _add_optional(payload, images=images, keep_alive=keep_alive, system=system, template=template,
                   context=context, options=json_arg(options, "options", dict),
@@ -85,7 +124,6 @@ def chat(model: str, messages: Any, host: str | None = None, keep_alive: str | N
          options: Any = None, tools: Any = None, format: Any = None) -> dict:
     """One non-streaming /api/chat call; return Ollama's response object."""
     _require_model(model)
-    host = settings.ollama_host(host)
     payload: dict[str, Any] = {"model": model, "messages": chat_messages(messages), "stream": False}
     _add_optional(payload, keep_alive=keep_alive, options=json_arg(options, "chat_options", dict),
                   tools=json_arg(tools, "tools", list), format=json_arg(format, "format", (dict, str)))

@@ -3,7 +3,9 @@
 Order for a key named ``name`` (e.g. OPENAI_API_KEY): the ``api_key`` argument; the
 session setting ``ai.<name in lower case>``; the secret store ``ai._secret``, whose row-level
 security shows a row only to roles granted it with ``ai.grant_secret``; the environment of
-the PostgreSQL server. A key never reaches an error, a log line or a catalog row: every
+the PostgreSQL server, for names a superuser listed in ``ai._environment_secret`` only (the
+environment also holds paths and perhaps cloud credentials, which no role may send away).
+A key never reaches an error, a log line or a catalog row: every
 message that might echo it goes through ``redact``.
 """
 
@@ -37,7 +39,9 @@ def resolve(api_key: str | None, api_key_name: str | None) -> str | None:
                         [api_key_name])
     if rows:
         return rows[0]["value"]
-    return os.environ.get(api_key_name) or None
+    allowed = plpy.execute(plpy.prepare("SELECT 1 FROM ai._environment_secret WHERE name = $1", ["text"]),
+                           [api_key_name])
+    return (os.environ.get(api_key_name) or None) if allowed else None
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -1,16 +1,27 @@
-"""Resolve where a model server is and how long to wait for it.
+"""Resolve where a model server is, whether it may be called, and how long to wait for it.
 
 Order for every value: the function argument, then the setting (GUC), then the default.
+What a role must not decide for itself (which hosts, the longest wait, the largest reply)
+comes from tables only a superuser writes (sql/catalog/0007_hardening.sql), never from a
+setting: any role may SET ai.* or ALTER ROLE itself SET ai.*.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlsplit
+
 import plpy
+
+from .errors import fail
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT_SECONDS = 120.0
 DEFAULT_RETRIES = 3
+# Used when the limits table has no row (a superuser deleted it).
+DEFAULT_LIMITS = {"max_http_timeout": 600.0, "max_reply_bytes": 32 * 1024 * 1024,
+                  "max_chunks_per_row": 10000.0}
 
 
 def guc(name: str) -> str | None:
@@ -30,17 +41,38 @@ def openai_base_url(base_url: str | None) -> str:
     return _normalize_url(base_url or guc("ai.openai_base_url") or DEFAULT_OPENAI_BASE_URL)
 
 
+def limit(name: str) -> float:
+    """A superuser's bound from ai._model_call_limit (its default when the row is gone)."""
+    rows = plpy.execute(plpy.prepare("SELECT value FROM ai._model_call_limit WHERE name = $1", ["text"]),
+                        [name])
+    return float(rows[0]["value"]) if rows else DEFAULT_LIMITS[name]
+
+
 def timeout_seconds() -> float:
-    """``ai.http_timeout`` in seconds (default 120)."""
-    return _positive_float("ai.http_timeout", DEFAULT_TIMEOUT_SECONDS)
+    """``ai.http_timeout`` in seconds (default 120), at most the superuser's max_http_timeout."""
+    return min(_positive_float("ai.http_timeout", DEFAULT_TIMEOUT_SECONDS), limit("max_http_timeout"))
 
 
 def retries() -> int:
-    """``ai.http_retries``: retries on connection errors, 429 and 5xx (default 3)."""
-    return int(_positive_float("ai.http_retries", DEFAULT_RETRIES, allow_zero=True))
+    """``ai.http_retries``: retries on connection errors, 429 and 5xx (default 3, at most 10)."""
+    return int(min(10.0, _positive_float("ai.http_retries", DEFAULT_RETRIES, allow_zero=True)))
+
+
+def statement_seconds_left() -> float | None:
+    """Seconds until statement_timeout cancels this statement; None without a timeout."""
+    row = plpy.execute(_STATEMENT_LEFT)[0]
+    return None if row["left_s"] is None else max(0.0, float(row["left_s"]))
+
+
+_STATEMENT_LEFT = """
+    SELECT s.setting::float8 / 1000 - extract(epoch FROM pg_catalog.clock_timestamp()
+                                                      - pg_catalog.statement_timestamp()) AS left_s
+    FROM (SELECT nullif(setting, '0') AS setting FROM pg_catalog.pg_settings
+          WHERE name = 'statement_timeout') s"""
 
 
 def _positive_float(name: str, default: float, allow_zero: bool = False) -> float:
+    """A numeric setting, its default when unset; an error naming the setting when invalid."""
     raw = guc(name)
     if raw is None:
         return default
@@ -48,15 +80,66 @@ def _positive_float(name: str, default: float, allow_zero: bool = False) -> floa
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value < 0 or (value == 0 and not allow_zero):
-        from .errors import fail
+    if not value == value or value < 0 or (value == 0 and not allow_zero):  # NaN too
         fail(f"setting {name} = {raw!r} is not a positive number",
              hint=f"SET {name} = '{default:g}' (or RESET {name})", sqlstate="22023")
     return value
 
 
 def _normalize_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
-    return url
+    """Strip spaces and trailing slashes; a bare host:port gets http://."""
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}://{rest.rstrip('/')}" if sep else "http://" + url.rstrip("/")
+
+
+# ----- which hosts may be called --------------------------------------------------------------
+
+def _host_port(url: str) -> tuple[str, int | None]:
+    """Lower-case host name (no brackets) and explicit port of a URL; an error when malformed."""
+    try:
+        parts = urlsplit(url)
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        host, port = "", None
+    if parts.scheme not in ("http", "https") or not host:
+        fail(f"{url!r} is not the http(s) URL of a model server", sqlstate="22023",
+             hint="pass e.g. 'http://localhost:11434' (Ollama) or 'https://api.openai.com/v1'")
+    return host, port
+
+
+def _is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1, by its literal form (never resolved)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _configured_urls() -> list[str]:
+    """The model URLs a superuser or the database owner configured, plus the built-in defaults."""
+    rows = plpy.execute("SELECT url FROM ai._configured_model_urls() AS url")
+    return [DEFAULT_OLLAMA_HOST, DEFAULT_OPENAI_BASE_URL] + [r["url"] for r in rows if r["url"]]
+
+
+def check_host(url: str) -> None:
+    """Refuse a URL whose host is neither configured nor in ai._model_host."""
+    host, port = _host_port(url)
+    entries = {r["host"] for r in plpy.execute("SELECT host FROM ai._model_host")}
+    shown = f"[{host}]" if ":" in host else host
+    named = {shown, f"{shown}:{port}" if port else shown}
+    if "*" in entries or named & entries or ("loopback" in entries and _is_loopback(host)):
+        return
+    for configured in _configured_urls():
+        try:
+            if _host_port(_normalize_url(configured)) == (host, port):
+                return
+        except plpy.Error:
+            continue
+    where = f"{shown}:{port}" if port else shown
+    fail(f"model host {where} is not allowed", sqlstate="42501",
+         hint=f"a superuser allows it with INSERT INTO ai._model_host (host) VALUES ('{where}'), "
+              "or configures it: ALTER DATABASE ... SET ai.ollama_host (or ai.openai_base_url) = "
+              "'<url>'; a session SET or ALTER ROLE does not make a host allowed")

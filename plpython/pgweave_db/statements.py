@@ -125,7 +125,7 @@ def build(vz: Vectorizer) -> Statements:
             f"DELETE FROM {vz.queue} q WHERE q._id OPERATOR(pg_catalog.=) ANY($1)", ["bigint[]"]),
         back_off=plpy.prepare(f"""
             UPDATE {vz.queue} q SET _attempts = q._attempts OPERATOR(pg_catalog.+) 1, _last_error = $2,
-                   _retry_after = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(
+                   _retry_after = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pg_catalog.make_interval(
                        secs => LEAST($3 OPERATOR(pg_catalog.*) pg_catalog.power(2::float8, q._attempts::float8), 3600::float8))
             WHERE q._id OPERATOR(pg_catalog.=) ANY($1)""", ["bigint[]", "text", "float8"]),
         park=plpy.prepare(f"""

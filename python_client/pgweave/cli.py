@@ -46,6 +46,7 @@ app.add_typer(db_app, name="db")
 vectorizers_app = typer.Typer(help="List, show, create (from JSON) and drop vectorizers.",
                               invoke_without_command=True)
 app.add_typer(vectorizers_app, name="vectorizers")
+from .eval_cli import eval_app; app.add_typer(eval_app, name="eval")  # noqa: E402,E702
 
 DsnOption = Annotated[
     Optional[str],

@@ -22,8 +22,10 @@ from rich.console import Console
 from .client import Client
 from .display import ProgressBoard
 from .corpus import postgres_docs
+from .evaluation import write_query_set
 from .install import install
 from .localdb import CRON_DATABASE, default_cluster, free_port
+from .manual_queries import print_ndcg_table, purpose_queries
 
 console = Console()
 STATE = Path(".pgweave")
@@ -88,13 +90,14 @@ def _free(port: int) -> bool:
 
 
 def _load_corpus(conn: psycopg.Connection, full: bool) -> int:
-    """Load the documentation pages into pg_docs; how many."""
-    pages = postgres_docs(prefix=None if full else "sql-")
+    """Load the documentation pages into pg_docs (their purpose lines become queries); how many."""
+    pages, queries = purpose_queries(postgres_docs(prefix=None if full else "sql-"))  # purpose lines → queries
     conn.execute("DROP TABLE IF EXISTS pg_docs CASCADE")
     conn.execute("CREATE TABLE pg_docs (slug text PRIMARY KEY, title text NOT NULL, body text NOT NULL)")
     with conn.cursor().copy("COPY pg_docs (slug, title, body) FROM STDIN") as copy:
         for page in pages:
             copy.write_row((page.slug, page.title, page.body))
+    write_query_set(conn, "manual_queries", queries, replace=True)
     return len(pages)
 
 
@@ -200,6 +203,7 @@ def main() -> None:
                                FROM ai.semantic_search(NULL::pg_docs_embedding,
                                     'keep embeddings in sync inside the database', k => 1) s""").fetchall()
         _show(f"a new page, searchable {fresh:.2f} s after its INSERT committed", rows)
+        print_ndcg_table(conn, console, "pg_docs_embedding", "manual_queries")
         if os.environ.get("DOCS") == "1":
             _documents(conn, dsn, full)
 

@@ -198,7 +198,13 @@ def _processed_by(s: VectorizerStatus) -> str:
     """Who processes the queue, in a few words ('-' for servers that do not say)."""
     if s.processed_by is None:
         return s.schedule or "-"
-    return "nobody" if s.unprocessed_because else s.processed_by
+    if s.unprocessed_because:
+        return "nobody"
+    # "worker host:pid 3 s ago" -> "worker 3s": the host is in `status NAME`.
+    parts = s.processed_by.split()
+    if parts[:1] == ["worker"] and len(parts) >= 4:
+        return f"worker {parts[-3]}s"
+    return parts[0] if parts else s.processed_by
 
 
 def status_table(statuses: list[VectorizerStatus], width: int | None = None) -> Table:

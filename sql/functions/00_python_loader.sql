@@ -94,7 +94,7 @@ END
 $$;
 
 -- Create (or replace) ai.<entry_name>: python_function's arguments, result and properties,
--- calling it, its errors re-raised by ai._raise_python_error.
+-- calling it, its errors (a cancel's too) re-raised by ai._raise_python_error.
 CREATE OR REPLACE FUNCTION ai._python_entry_point(python_function regprocedure, entry_name name)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -104,8 +104,13 @@ DECLARE
     call text;
     outs text;
     body text;
+    -- A literal api_key must not reach the server log on a failed statement's STATEMENT line:
+    -- such functions quiet that line first, outside the block whose error they re-raise (the
+    -- block's rollback would undo it), and restore it once the call succeeded.
+    keyed boolean;
 BEGIN
     SELECT * INTO STRICT f FROM pg_proc WHERE oid = python_function;
+    keyed := 'api_key' = ANY (f.proargnames);
     -- The call passes the input arguments; OUT arguments (not a RETURNS TABLE's columns) are
     -- what a record result is selected into.
     SELECT format('%s(%s)', python_function::oid::regproc, coalesce(
@@ -117,26 +122,38 @@ BEGIN
     body := CASE
         WHEN f.proretset THEN format('RETURN QUERY SELECT * FROM %s;', call)
         WHEN outs IS NOT NULL THEN format('SELECT * INTO %s FROM %s;', outs, call)
+        WHEN f.prorettype = 'void'::regtype THEN format('PERFORM %s;', call)
+        WHEN keyed THEN format('pw_result := %s;', call)
         ELSE format('RETURN %s;', call) END;
     EXECUTE format($f$
         CREATE OR REPLACE FUNCTION ai.%I(%s) RETURNS %s
         LANGUAGE plpgsql %s %s SET search_path = pg_catalog, pg_temp
         AS $body$
         DECLARE
-            err_message text; err_state text; err_detail text; err_hint text;
+            err_message text; err_state text; err_detail text; err_hint text; %s
         BEGIN
             %s
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS err_message = MESSAGE_TEXT, err_state = RETURNED_SQLSTATE,
-                                    err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
-            PERFORM ai._raise_python_error(err_message, err_state, err_detail, err_hint);
-            RAISE;
+            BEGIN
+                %s
+            EXCEPTION WHEN OTHERS OR query_canceled THEN  -- OTHERS leaves out a cancel
+                GET STACKED DIAGNOSTICS err_message = MESSAGE_TEXT, err_state = RETURNED_SQLSTATE,
+                                        err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+                PERFORM ai._raise_python_error(err_message, err_state, err_detail, err_hint);
+                RAISE;
+            END;
+            %s
         END
         $body$$f$,
         entry_name, pg_get_function_arguments(f.oid), pg_get_function_result(f.oid),
         CASE f.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END,
         CASE f.proparallel WHEN 's' THEN 'PARALLEL SAFE' WHEN 'r' THEN 'PARALLEL RESTRICTED'
                            ELSE 'PARALLEL UNSAFE' END,
-        body);
+        CASE WHEN body LIKE 'pw_result%' THEN format('pw_result %s;', pg_get_function_result(f.oid)) ELSE '' END,
+        CASE WHEN keyed THEN 'IF api_key IS NOT NULL THEN PERFORM ai._quiet_failed_statement(true); END IF;'
+             ELSE '' END,
+        body,
+        CASE WHEN keyed THEN 'IF api_key IS NOT NULL THEN PERFORM ai._quiet_failed_statement(false); END IF;'
+             ELSE '' END
+        || CASE WHEN body LIKE 'pw_result%' THEN ' RETURN pw_result;' ELSE '' END);
 END
 $gen$;

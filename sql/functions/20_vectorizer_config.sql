@@ -161,3 +161,37 @@ AS $$
         'target_schema', target_schema, 'target_table', target_table,
         'view_schema', view_schema, 'view_name', view_name))::text
 $$;
+
+-- Raise a clear error, with a hint, for a chunking config that cannot end well: a chunk_size
+-- too small, an overlap above half the size, separators that are not strings, a separator regex
+-- that does not compile or backtracks (its time grows faster than the text). create_vectorizer
+-- calls it.
+CREATE OR REPLACE FUNCTION ai._check_chunking_py(chunking jsonb) RETURNS void
+LANGUAGE plpython3u IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+pw = GD["pgweave"]
+import json
+if chunking is None:
+    return None
+try:
+    pw.chunking.check_config(json.loads(chunking))
+except pw.chunking.ChunkingConfigError as exc:
+    pw.errors.fail(str(exc), hint=exc.hint, sqlstate="22023")
+$python$;
+SELECT ai._python_entry_point('ai._check_chunking_py(jsonb)', '_check_chunking');
+
+-- A warning for an embedding config whose model the reachable model server does not have:
+-- the models it has and how to get the one asked for. NULL when all is well, and NULL when
+-- the server cannot be reached (a vectorizer may be created offline). create_vectorizer calls it.
+CREATE OR REPLACE FUNCTION ai._embedding_model_warning_py(embedding jsonb) RETURNS text
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $python$
+if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
+pw = GD["pgweave"]
+import json
+config = json.loads(embedding) if embedding is not None else {}
+provider = {"ollama": pw.ollama, "openai": pw.openai}.get(config.get("implementation"))
+return provider.model_warning(config) if provider else None
+$python$;
+SELECT ai._python_entry_point('ai._embedding_model_warning_py(jsonb)', '_embedding_model_warning');

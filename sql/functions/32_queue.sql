@@ -31,25 +31,14 @@ AS $$
     FROM ai._vectorizer(vectorizer_id) v
 $$;
 
--- Create the queues in schema ai, where owners may not create tables (SECURITY DEFINER).
--- Safe to expose: it only makes the queues a catalog row names, in ai, for the row's owner,
--- and only once.
-CREATE OR REPLACE FUNCTION ai._create_queues_in_ai(vectorizer_id int) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- Run the statements of ai._queue_ddl and record the queues' OIDs in the catalog.
+CREATE OR REPLACE FUNCTION ai._make_queues(vectorizer_id int) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v ai.vectorizer := ai._vectorizer(vectorizer_id);
     ddl text;
 BEGIN
-    IF v.queue_schema <> 'ai' OR v.queue_relid IS NOT NULL THEN
-        RAISE EXCEPTION 'vectorizer % already has queues, or keeps them outside schema ai', v.id
-            USING ERRCODE = '55000';
-    END IF;
-    -- The key's column types go into DDL run with the installer's rights: take them from the
-    -- table itself, never from the row.
-    IF v.source_pk IS DISTINCT FROM ai._key_columns(v.source_relid) OR NOT ai._owned_by(v.source_relid, v.owner) THEN
-        RAISE EXCEPTION 'vectorizer % does not describe its source table''s key', v.id USING ERRCODE = '55000';
-    END IF;
     FOREACH ddl IN ARRAY ai._queue_ddl(v.id) LOOP
         EXECUTE ddl;
     END LOOP;
@@ -60,26 +49,39 @@ BEGIN
 END
 $$;
 
+-- Create the queues in schema ai, where owners may not create tables (SECURITY DEFINER).
+-- Safe to expose: it only makes the queues a catalog row names, in ai, for the row's owner,
+-- once, keyed by the source's own key columns.
+CREATE OR REPLACE FUNCTION ai._create_queues_in_ai(vectorizer_id int) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v ai.vectorizer := ai._vectorizer(vectorizer_id);
+BEGIN
+    IF v.queue_schema <> 'ai' OR v.queue_relid IS NOT NULL THEN
+        RAISE EXCEPTION 'vectorizer % already has queues, or keeps them outside schema ai', v.id
+            USING ERRCODE = '55000';
+    END IF;
+    -- The key's column types go into DDL run with the installer's rights: take them from the
+    -- table itself, never from the row.
+    IF v.source_pk IS DISTINCT FROM ai._key_columns(v.source_relid) OR NOT ai._owned_by(v.source_relid, v.owner) THEN
+        RAISE EXCEPTION 'vectorizer % does not describe its source table''s key', v.id USING ERRCODE = '55000';
+    END IF;
+    PERFORM ai._make_queues(v.id);
+END
+$$;
+
 -- Create a vectorizer's queues: in ai (the default) through ai._create_queues_in_ai, elsewhere
 -- with the caller's own rights.
 CREATE OR REPLACE FUNCTION ai._create_queues(vectorizer_id int) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v ai.vectorizer := ai._vectorizer(vectorizer_id);
-    ddl text;
 BEGIN
-    IF v.queue_schema = 'ai' THEN
-        PERFORM ai._create_queues_in_ai(v.id);
-        RETURN;
+    IF (ai._vectorizer(vectorizer_id)).queue_schema = 'ai' THEN
+        PERFORM ai._create_queues_in_ai(vectorizer_id);
+    ELSE
+        PERFORM ai._make_queues(vectorizer_id);
     END IF;
-    FOREACH ddl IN ARRAY ai._queue_ddl(v.id) LOOP
-        EXECUTE ddl;
-    END LOOP;
-    UPDATE ai.vectorizer
-    SET queue_relid = to_regclass(ai._qualified(v.queue_schema, v.queue_table)),
-        failed_relid = to_regclass(ai._qualified(v.queue_schema, v.queue_failed_table))
-    WHERE id = v.id;
 END
 $$;
 
@@ -107,26 +109,35 @@ CREATE OR REPLACE FUNCTION ai.retry_failed(name text) RETURNS bigint
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ai.retry_failed(ai._vectorizer_id(name)) $$;
 
--- Items waiting in the queue. exact => false stops counting at 10,000 and estimates beyond.
--- SECURITY DEFINER: status readers need counts, not rights on the queue; it counts only a
--- vectorizer's own queue, found by OID, and only while it is a plain table.
-CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(vectorizer_id int, exact boolean DEFAULT false) RETURNS bigint
+-- Rows in a vectorizer's queue (or failed queue), counting at most at_most (NULL: all).
+-- SECURITY DEFINER: status readers need counts, not rights on the queues; it counts only a
+-- vectorizer's own queues, found by OID, and only while they are plain tables.
+CREATE OR REPLACE FUNCTION ai._queue_rows(vectorizer_id int, failed boolean, at_most bigint) RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v ai.vectorizer := ai._vectorizer(vectorizer_id);
+    q oid := CASE WHEN failed THEN v.failed_relid ELSE v.queue_relid END;
     n bigint;
 BEGIN
-    IF NOT ai._is_plain_table(v.queue_relid) THEN
+    IF NOT ai._is_plain_table(q) THEN
         RETURN NULL;
     END IF;
-    IF exact THEN
-        EXECUTE format('SELECT pg_catalog.count(*) FROM %s', v.queue_relid::regclass) INTO n;
-        RETURN n;
-    END IF;
-    EXECUTE format('SELECT pg_catalog.count(*) FROM (SELECT 1 FROM %s LIMIT 10001) q', v.queue_relid::regclass) INTO n;
-    IF n > 10000 THEN
-        SELECT greatest(n, c.reltuples::bigint) INTO n FROM pg_class c WHERE c.oid = v.queue_relid;
+    EXECUTE format('SELECT pg_catalog.count(*) FROM (SELECT 1 FROM %s LIMIT $1) q', q::regclass) INTO n USING at_most;
+    RETURN n;
+END
+$$;
+
+-- Items waiting in the queue. exact => false stops counting at 10,000 and estimates beyond.
+CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(vectorizer_id int, exact boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint := ai._queue_rows(vectorizer_id, false, CASE WHEN exact THEN NULL ELSE 10001 END);
+BEGIN
+    IF n > 10000 AND NOT exact THEN
+        SELECT greatest(n, c.reltuples::bigint) INTO n FROM pg_class c
+        WHERE c.oid = (ai._vectorizer(vectorizer_id)).queue_relid;
     END IF;
     RETURN n;
 END

@@ -113,7 +113,7 @@ BEGIN
 END
 $$;
 
--- Chunking: sizes that make sense (and, where the hardening checks exist, bounded work).
+-- Chunking: sizes that make sense, and bounded work.
 CREATE OR REPLACE FUNCTION ai._validate_chunking(chunking jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -131,9 +131,7 @@ BEGIN
             chunking->>'chunk_overlap', chunking->>'chunk_size' USING ERRCODE = '22023',
             HINT = 'e.g. ai.chunking_recursive_character_text_splitter(800, 400)';
     END IF;
-    IF to_regprocedure('ai._check_chunking(jsonb)') IS NOT NULL THEN
-        EXECUTE 'SELECT ai._check_chunking($1)' USING chunking;
-    END IF;
+    PERFORM ai._check_chunking(chunking);   -- bounded work per row (20_vectorizer_config.sql)
     RETURN chunking;
 END
 $$;
@@ -300,11 +298,9 @@ BEGIN
             HINT = 'pass if_not_exists => true, another name => ..., or drop it with ai.drop_vectorizer(...)';
     END IF;
     PERFORM ai._validate_names(destination, rels.view_schema, rels.view_name, rels.target_schema, rels.target_table);
-    IF to_regprocedure('ai._embedding_model_warning(jsonb)') IS NOT NULL THEN
-        EXECUTE 'SELECT ai._embedding_model_warning($1)' INTO who USING embedding;
-        IF who IS NOT NULL THEN
-            RAISE WARNING '%', who;
-        END IF;
+    who := ai._embedding_model_warning(embedding);   -- the server is up and lacks the model
+    IF who IS NOT NULL THEN
+        RAISE WARNING '%', who;
     END IF;
 
     vid := nextval(pg_get_serial_sequence('ai.vectorizer', 'id'));

@@ -1,21 +1,5 @@
 -- Re-applied on every install: what operators look at.
 
--- Parked items of a vectorizer; for the status view. SECURITY DEFINER like
--- vectorizer_queue_pending: a count, never contents.
-CREATE OR REPLACE FUNCTION ai._failed_items(vectorizer_id int) RETURNS bigint
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v ai.vectorizer := ai._vectorizer(vectorizer_id);
-    n bigint;
-BEGIN
-    IF ai._is_plain_table(v.failed_relid) THEN
-        EXECUTE format('SELECT pg_catalog.count(*) FROM %s', v.failed_relid::regclass) INTO n;
-    END IF;
-    RETURN n;
-END
-$$;
-
 -- The chunks of a vectorizer's store the caller can see (its rights and the store's policies
 -- decide, so how many chunks exist says nothing a reader could not count itself); NULL for a
 -- caller who may not read the store.
@@ -38,7 +22,8 @@ $$;
 
 -- One row per vectorizer: where it reads and writes, how much is waiting, how it went, and who
 -- processes it. backlog_done / backlog_total: the current backlog (the backfill, or the burst
--- since the queue was last empty) — items processed of it, and those plus what is pending.
+-- since the queue was last empty; once idle, the last one) — items processed of it, and those
+-- plus what is pending.
 CREATE OR REPLACE VIEW ai.vectorizer_status WITH (security_invoker = true) AS
 SELECT
     v.id,
@@ -46,8 +31,8 @@ SELECT
     ai._qualified(v.source_schema, v.source_table) AS source_table,
     ai._qualified(v.view_schema, v.view_name) AS view,
     ai._qualified(v.target_schema, v.target_table) AS target_table,
-    ai.vectorizer_queue_pending(v.id) AS pending_items,
-    ai._failed_items(v.id) AS failed_items,
+    q.pending AS pending_items,
+    ai._queue_rows(v.id, true, NULL) AS failed_items,
     ai._stored_chunks(v.id) AS stored_chunks,
     p.items_processed,
     p.chunks_embedded,
@@ -64,15 +49,18 @@ SELECT
     END AS schedule,
     ai._processed_by(v.id) AS processed_by,
     coalesce((v.config->'scheduling'->>'disabled')::boolean, false) AS disabled,
-    p.items_processed - p.backlog_base AS backlog_done,
-    p.items_processed - p.backlog_base + coalesce(ai.vectorizer_queue_pending(v.id), 0) AS backlog_total,
+    b.done AS backlog_done,
+    b.done + b.pending AS backlog_total,
     p.backlog_started_at,
     p.last_run_at,
     p.last_run_by,
     'embedding'::text AS embedding_column,
     v.owner
 FROM ai.vectorizer v
-LEFT JOIN ai._vectorizer_progress p ON p.vectorizer_id = v.id;
+LEFT JOIN ai._vectorizer_progress p ON p.vectorizer_id = v.id
+CROSS JOIN LATERAL (SELECT coalesce(ai.vectorizer_queue_pending(v.id), 0) AS pending) q
+CROSS JOIN LATERAL (SELECT CASE WHEN p.backlog_started_at IS NULL AND q.pending > 0 THEN 0   -- a new burst, not begun
+                                ELSE p.items_processed - p.backlog_base END AS done, q.pending) b;
 
 -- Errors, newest first, with the vectorizer's name (visible to its owner's members).
 CREATE OR REPLACE VIEW ai.vectorizer_errors WITH (security_invoker = true) AS

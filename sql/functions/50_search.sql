@@ -14,9 +14,11 @@
 -- view, which is security_invoker; so the caller's grants and the source's row-level security
 -- decide which rows exist before anything is ranked, counted or limited. They do not pin
 -- search_path, so a where_clause sees the caller's functions. Only the query-embedding cache
--- is reached as its owner, through ai._query_cache_get / _put, which scope every entry to the
--- login role, and the full-text index is created as the owner (ai._ensure_text_index).
--- The statements themselves are built in plpython/pgweave_db/search.py.
+-- is reached as its owner (51_query_cache.sql). Searches create nothing: the full-text index
+-- that makes text and hybrid search fast is the store owner's to create (ai.create_text_index).
+-- The statements are written here (ai._search_sql), next to the parameters each search
+-- passes them; plpython/pgweave_db/search.py supplies only the quoted names, the filter's
+-- WHERE clause, the query's embedding and its lexemes (ai._search_parts).
 --
 -- Errors: no search entry point is written in Python; each Python function here is an
 -- internal *_py function behind an entry point made by ai._python_entry_point
@@ -25,115 +27,12 @@
 -- Parallel safety: the functions here that run Python (directly or through a search) are
 -- PARALLEL UNSAFE, the default, for the reason given in 10_ollama.sql.
 
--- ===== the query-embedding cache ===========================================================
+-- ===== the search statements =============================================================
 
--- ai.query_cache_size: the most entries kept (default 10000; 0 turns the cache off). Any role
--- may SET it for its session (a custom setting, no privilege needed): 0 bypasses the cache for
--- that session; a smaller bound also evicts other roles' least recently used entries when the
--- session adds one.
-CREATE OR REPLACE FUNCTION ai._query_cache_size() RETURNS int
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    raw text := nullif(btrim(current_setting('ai.query_cache_size', true)), '');
-BEGIN
-    IF raw IS NULL THEN
-        RETURN 10000;
-    END IF;
-    IF raw !~ '^[0-9]{1,9}$' THEN
-        RAISE EXCEPTION 'setting ai.query_cache_size = % is not a whole number', quote_literal(raw)
-            USING ERRCODE = '22023', HINT = 'SET ai.query_cache_size = 10000 (0 turns the cache off), or RESET it';
-    END IF;
-    RETURN raw::int;
-END
-$$;
-
--- The cache key of the login role: one role never reads, nor learns of, another's queries.
-CREATE OR REPLACE FUNCTION ai._query_cache_scope(cache_key text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT encode(sha256(convert_to(session_user || E'\n' || cache_key, 'UTF8')), 'hex') $$;
-
--- A cached query embedding, or NULL. Marks the entry used (at most once a minute, so that a
--- hit usually writes nothing and costs no WAL flush at commit; never in a read-only
--- transaction, e.g. on a standby).
-CREATE OR REPLACE FUNCTION ai._query_cache_get(cache_key text) RETURNS real[]
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    scoped text := ai._query_cache_scope(cache_key);
-    found real[];
-    used timestamptz;
-BEGIN
-    IF ai._query_cache_size() = 0 THEN
-        RETURN NULL;
-    END IF;
-    SELECT c.embedding, c.last_used INTO found, used FROM ai._query_embedding_cache c WHERE c.key = scoped;
-    IF found IS NOT NULL AND used < clock_timestamp() - interval '1 minute'
-       AND current_setting('transaction_read_only') = 'off' THEN
-        -- SKIP LOCKED: a hit never waits for another transaction that holds the entry.
-        UPDATE ai._query_embedding_cache c SET last_used = clock_timestamp()
-        WHERE c.key = (SELECT o.key FROM ai._query_embedding_cache o WHERE o.key = scoped
-                       FOR UPDATE SKIP LOCKED);
-    END IF;
-    RETURN found;
-END
-$$;
-
--- Remember a query embedding, then evict the least recently used entries above the bound.
--- Returns the embedding (as stored: float4, like a vector).
-CREATE OR REPLACE FUNCTION ai._query_cache_put(cache_key text, embedding real[]) RETURNS real[]
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    size int := ai._query_cache_size();
-    excess bigint;
-BEGIN
-    IF size = 0 OR current_setting('transaction_read_only') = 'on' THEN
-        RETURN embedding;
-    END IF;
-    INSERT INTO ai._query_embedding_cache AS c (key, embedding, last_used)
-    VALUES (ai._query_cache_scope(cache_key), embedding, clock_timestamp())
-    ON CONFLICT (key) DO UPDATE SET embedding = excluded.embedding, last_used = excluded.last_used;
-    SELECT count(*) - size INTO excess FROM ai._query_embedding_cache;
-    IF excess > 0 THEN
-        -- SKIP LOCKED: entries another transaction is touching are young anyway.
-        DELETE FROM ai._query_embedding_cache c WHERE c.key IN (
-            SELECT o.key FROM ai._query_embedding_cache o ORDER BY o.last_used LIMIT excess
-            FOR UPDATE SKIP LOCKED);
-    END IF;
-    RETURN embedding;
-END
-$$;
-
--- The embedding of a search query (Python: search.vectorizer_query_embedding).
-CREATE OR REPLACE FUNCTION ai._vectorizer_embed_py(vectorizer_id int, input_text text) RETURNS vector
-LANGUAGE plpython3u IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
-AS $python$
-if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
-if input_text is None:
-    return None
-return GD["pgweave"].search.vectorizer_query_embedding(vectorizer_id, input_text)
-$python$;
-
--- ai.vectorizer_embed(vectorizer_id, input_text): the embedding of a search query, made like
--- the vectorizer's chunks (same provider, model, host and dimensions), cached; NULL in, NULL
--- out. IMMUTABLE for the reason given in 10_ollama.sql: in `ORDER BY embedding <=>
--- ai.vectorizer_embed(1, 'q')` the planner embeds the query once.
-SELECT ai._python_entry_point('ai._vectorizer_embed_py(int, text)', 'vectorizer_embed');
-
--- The same, for a vectorizer named by name.
-CREATE OR REPLACE FUNCTION ai.vectorizer_embed(vectorizer_name text, input_text text) RETURNS vector
-LANGUAGE plpgsql IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF input_text IS NULL THEN
-        RETURN NULL;
-    END IF;
-    RETURN ai.vectorizer_embed(ai._vectorizer_id(vectorizer_name), input_text);
-END
-$$;
-
--- ===== the search statement ==============================================================
+-- Old names of this file's internals (before the statements moved here).
+DROP FUNCTION IF EXISTS ai._search_statement(oid, text, jsonb, text, oid);
+DROP FUNCTION IF EXISTS ai._search_statement_py(oid, text, jsonb, text, oid);
+DROP FUNCTION IF EXISTS ai._ensure_text_index(int, regconfig);
 
 -- The vectorizer whose view has this row type (or an error showing the call to write).
 CREATE OR REPLACE FUNCTION ai._search_vectorizer(row_type oid) RETURNS ai.vectorizer
@@ -158,18 +57,155 @@ BEGIN
 END
 $$;
 
--- The statement a search runs over the view, the query's embedding (cached) and, for hybrid
--- search (language given), the query's lexemes (Python: search.search_statement).
-CREATE OR REPLACE FUNCTION ai._search_statement_py(
-    row_type oid, query text, filter jsonb, where_clause text, language oid,
-    OUT vectorizer_id int, OUT query_vector text, OUT lexemes text[], OUT statement text)
+-- What a search statement needs from Python (search.search_parts): the view, vector type,
+-- distance operator and store, quoted; the WHERE clause of filter and where_clause; the
+-- query's embedding (cached; when embed) and, when language is given, its lexemes and the
+-- chunk's tsvector expression.
+CREATE OR REPLACE FUNCTION ai._search_parts_py(
+    row_type oid, query text, filter jsonb, where_clause text, language oid, embed boolean,
+    OUT vectorizer_id int, OUT view text, OUT vector_type text, OUT distance_op text, OUT predicate text,
+    OUT store text, OUT query_vector text, OUT lexemes text[], OUT tsvector text)
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
-return GD["pgweave"].search.search_statement(row_type, query, filter, where_clause, language)
+return GD["pgweave"].search.search_parts(row_type, query, filter, where_clause, language, embed)
 $python$;
 
-SELECT ai._python_entry_point('ai._search_statement_py(oid, text, jsonb, text, oid)', '_search_statement');
+SELECT ai._python_entry_point('ai._search_parts_py(oid, text, jsonb, text, oid, boolean)', '_search_parts');
+
+-- The statement of a search of this kind ('semantic', 'text' or 'hybrid') over one view.
+-- Its parameters, the same for every kind (unused ones are ignored), in the order every search
+-- function passes them with EXECUTE … USING:
+--   $1 query_vector text (the query's embedding)   $2 k int (results)
+--   $3 candidates int (each branch's top, hybrid; k for text search)
+--   $4 lexemes text[] (the query's, in the search's language)
+--   $5 vector_weight float8   $6 text_weight float8   $7 rrf_k int
+--
+-- Semantic: the k nearest chunks, found by key and distance only; whole rows are built for
+-- those k alone (a sort would otherwise carry every row's text and embedding). relaxed_order
+-- (iterative scans) may return rows slightly out of order: materialize, then sort.
+-- ROW(v.*), not v: a source column named v would win over the whole-row reference.
+--
+-- Text: Okapi BM25 over the chunks the caller can see that contain any query lexeme (found
+-- through the GIN index when the owner made one, ai.create_text_index): for each lexeme,
+-- idf = ln(1 + (N - n + 0.5) / (n + 0.5)), N the store's rows (pg_class.reltuples) and n the
+-- visible chunks containing it; tf its occurrences in the chunk; length normalisation by the
+-- chunk's word count over the average of the matching chunks; k1 = 1.2, b = 0.75.
+--
+-- Hybrid: the vector branch's and the text branch's top candidates, fused by weighted
+-- reciprocal rank fusion: score = $5 / ($7 + vector_rank) + $6 / ($7 + text_rank).
+CREATE OR REPLACE FUNCTION ai._search_sql(kind text, view text, vector_type text, distance_op text,
+                                          predicate text, store text, tsvector text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bm25 text := format($q$
+    hits AS MATERIALIZED (
+        SELECT v.embedding_uuid AS id, %1$s AS tsv FROM %2$s v
+        WHERE %1$s OPERATOR(pg_catalog.@@) (
+                  SELECT pg_catalog.string_agg('''' || pg_catalog.replace(pg_catalog.replace(l, '\', '\\'),
+                                                                          '''', '''''') || '''', ' | ')
+                  FROM pg_catalog.unnest($4::text[]) l)::pg_catalog.tsquery
+          AND %3$s),
+    terms AS MATERIALIZED (
+        SELECT h.id, d.lexeme, d.tf, d.dl FROM hits h CROSS JOIN LATERAL (
+            SELECT u.lexeme, greatest(pg_catalog.cardinality(u.positions), 1)::float8 AS tf,
+                   (pg_catalog.sum(greatest(pg_catalog.cardinality(u.positions), 1)) OVER ())::float8 AS dl
+            FROM pg_catalog.unnest(h.tsv) u) d
+        WHERE d.lexeme = ANY ($4::text[])),
+    corpus AS (
+        SELECT greatest(s.reltuples::float8, (SELECT pg_catalog.count(*) FROM hits)) AS n,
+               (SELECT pg_catalog.avg(x.dl) FROM (SELECT DISTINCT t.id, t.dl FROM terms t) x) AS avgdl
+        FROM pg_catalog.pg_class s WHERE s.oid = %4$L::pg_catalog.regclass),
+    idf AS (
+        SELECT t.lexeme, pg_catalog.ln(1 + (c.n - pg_catalog.count(*) + 0.5) / (pg_catalog.count(*) + 0.5)) AS w
+        FROM terms t, corpus c GROUP BY t.lexeme, c.n),
+    txt AS (
+        SELECT t.id, pg_catalog.sum(i.w * t.tf * 2.2 / (t.tf + 1.2 * (0.25 + 0.75 * t.dl / c.avgdl))) AS r
+        FROM terms t JOIN idf i ON i.lexeme = t.lexeme CROSS JOIN corpus c
+        GROUP BY t.id ORDER BY r DESC, t.id LIMIT $3)$q$, tsvector, view, predicate, store);
+BEGIN
+    IF kind = 'semantic' THEN
+        RETURN format($q$
+    WITH top AS MATERIALIZED (
+        SELECT v.embedding_uuid AS id, v.embedding %1$s $1::%2$s AS distance
+        FROM %3$s v WHERE %4$s
+        ORDER BY distance LIMIT $2)
+    SELECT (pg_catalog.row_number() OVER (ORDER BY t.distance, t.id))::int, t.distance, ROW(v.*)::%3$s
+    FROM top t JOIN %3$s v ON v.embedding_uuid = t.id
+    ORDER BY t.distance, t.id$q$, distance_op, vector_type, view, predicate);
+    ELSIF kind = 'text' THEN
+        RETURN format($q$
+    WITH %1$s
+    SELECT (pg_catalog.row_number() OVER (ORDER BY t.r DESC, t.id))::int, t.r, ROW(v.*)::%2$s
+    FROM txt t JOIN %2$s v ON v.embedding_uuid = t.id
+    ORDER BY t.r DESC, t.id$q$, bm25, view);
+    ELSIF kind = 'hybrid' THEN
+        RETURN format($q$
+    WITH vec AS MATERIALIZED (
+        SELECT v.embedding_uuid AS id, v.embedding %1$s $1::%2$s AS d
+        FROM %3$s v WHERE %4$s
+        ORDER BY d LIMIT $3),
+    %5$s,
+    fused AS (
+        SELECT coalesce(a.id, b.id) AS id, a.n AS vector_rank, b.n AS text_rank,
+               coalesce($5 / ($7 + a.n), 0) + coalesce($6 / ($7 + b.n), 0) AS score
+        FROM (SELECT id, pg_catalog.row_number() OVER (ORDER BY d, id) AS n FROM vec) a
+        FULL JOIN (SELECT id, pg_catalog.row_number() OVER (ORDER BY r DESC, id) AS n FROM txt) b ON a.id = b.id
+        ORDER BY score DESC, a.n NULLS LAST, b.n NULLS LAST LIMIT $2)
+    SELECT (pg_catalog.row_number() OVER (ORDER BY f.score DESC, f.vector_rank NULLS LAST,
+                                                   f.text_rank NULLS LAST))::int,
+           f.score, f.vector_rank::int, f.text_rank::int, v.embedding %1$s $1::%2$s, ROW(v.*)::%3$s
+    FROM fused f JOIN %3$s v ON v.embedding_uuid = f.id
+    ORDER BY 1$q$, distance_op, vector_type, view, predicate, bm25);
+    END IF;
+    RAISE EXCEPTION 'unknown search kind %', kind USING ERRCODE = '22023';
+END
+$$;
+
+-- k checked for every search function.
+CREATE OR REPLACE FUNCTION ai._search_check_k(k int) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF k IS NULL OR k < 1 THEN
+        RAISE EXCEPTION 'k must be a positive number of results, got %', coalesce(k::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'e.g. k => 10';
+    END IF;
+END
+$$;
+
+-- Let vector index scans go on until k rows pass the filter (pgvector 0.8 iterative scans;
+-- otherwise an HNSW scan stops after hnsw.ef_search candidates), unless the caller chose a
+-- mode, for the rest of the transaction; returns the caller's settings for
+-- ai._search_restore_scans. An unset or empty setting (a placeholder left by a search that
+-- failed before pgvector was loaded) counts as off.
+CREATE OR REPLACE FUNCTION ai._search_relax_scans() RETURNS text[]
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    was text[] := ARRAY[coalesce(nullif(current_setting('hnsw.iterative_scan', true), ''), 'off'),
+                        coalesce(nullif(current_setting('ivfflat.iterative_scan', true), ''), 'off')];
+BEGIN
+    IF was[1] = 'off' THEN
+        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+    END IF;
+    IF was[2] = 'off' THEN
+        PERFORM set_config('ivfflat.iterative_scan', 'relaxed_order', true);
+    END IF;
+    RETURN was;
+END
+$$;
+
+-- Put back the settings ai._search_relax_scans returned.
+CREATE OR REPLACE FUNCTION ai._search_restore_scans(was text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM set_config('hnsw.iterative_scan', was[1], true);
+    PERFORM set_config('ivfflat.iterative_scan', was[2], true);
+END
+$$;
 
 -- ===== semantic search =====================================================================
 
@@ -188,73 +224,56 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
     s record;
-    hnsw_was text;
-    ivfflat_was text;
+    was text[];
 BEGIN
-    IF k IS NULL OR k < 1 THEN
-        RAISE EXCEPTION 'k must be a positive number of results, got %', coalesce(k::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'e.g. k => 10';
-    END IF;
+    PERFORM ai._search_check_k(k);
     IF query IS NULL THEN
         RETURN;
     END IF;
-    s := ai._search_statement(pg_catalog.pg_typeof(source)::oid, query, filter, where_clause, NULL);
-    -- Let vector index scans go on until k rows pass the filter (pgvector 0.8 iterative scans;
-    -- otherwise an HNSW scan stops after hnsw.ef_search candidates), unless the caller chose
-    -- a mode; the caller's settings are put back afterwards.
-    hnsw_was := pg_catalog.current_setting('hnsw.iterative_scan', true);
-    ivfflat_was := pg_catalog.current_setting('ivfflat.iterative_scan', true);
-    IF coalesce(hnsw_was, 'off') = 'off' THEN
-        PERFORM pg_catalog.set_config('hnsw.iterative_scan', 'relaxed_order', true);
+    s := ai._search_parts(pg_catalog.pg_typeof(source)::oid, query, filter, where_clause, NULL, true);
+    was := ai._search_relax_scans();
+    RETURN QUERY EXECUTE ai._search_sql('semantic', s.view, s.vector_type, s.distance_op, s.predicate,
+                                        s.store, s.tsvector)
+        USING s.query_vector, k, k, s.lexemes, 0::float8, 0::float8, 0;
+    PERFORM ai._search_restore_scans(was);
+END
+$$;
+
+-- ===== full-text search ====================================================================
+
+-- The k chunks that rank best for the query's words by BM25 (see ai._search_sql), best first,
+-- with their source rows (hit) and score. No model call. filter and where_clause as in
+-- semantic_search; language: the text-search configuration of the query and the chunks.
+CREATE OR REPLACE FUNCTION ai.text_search(
+    source anyelement,
+    query text,
+    k int DEFAULT 10,
+    filter jsonb DEFAULT NULL,
+    where_clause text DEFAULT NULL,
+    language regconfig DEFAULT 'english'
+) RETURNS TABLE (rank int, score float8, hit anyelement)
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    s record;
+BEGIN
+    PERFORM ai._search_check_k(k);
+    IF query IS NULL THEN
+        RETURN;
     END IF;
-    IF coalesce(ivfflat_was, 'off') = 'off' THEN
-        PERFORM pg_catalog.set_config('ivfflat.iterative_scan', 'relaxed_order', true);
-    END IF;
-    RETURN QUERY EXECUTE s.statement USING s.query_vector, k;
-    PERFORM pg_catalog.set_config('hnsw.iterative_scan', coalesce(hnsw_was, 'off'), true);
-    PERFORM pg_catalog.set_config('ivfflat.iterative_scan', coalesce(ivfflat_was, 'off'), true);
+    s := ai._search_parts(pg_catalog.pg_typeof(source)::oid, query, filter, where_clause,
+                          coalesce(language, 'english')::oid, false);
+    RETURN QUERY EXECUTE ai._search_sql('text', s.view, s.vector_type, s.distance_op, s.predicate,
+                                        s.store, s.tsvector)
+        USING s.query_vector, k, k, s.lexemes, 0::float8, 0::float8, 0;
 END
 $$;
 
 -- ===== hybrid search =======================================================================
 
--- Create the full-text index hybrid search needs on a vectorizer's store, once per language.
--- As the owner of ai (the caller may only read the view), and only for a caller who may.
-CREATE OR REPLACE FUNCTION ai._ensure_text_index(vectorizer_id int, language regconfig) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v ai.vectorizer := ai._vectorizer(vectorizer_id);
-    store regclass := ai._qualified(v.target_schema, v.target_table)::regclass;
-    expression text := format('to_tsvector(%L::regconfig, chunk)', language::text);
-    index_name text := left(v.target_table, 40) || '_fts_' || left(replace(language::text, '.', '_'), 16);
-BEGIN
-    IF NOT has_table_privilege(session_user, ai._qualified(v.view_schema, v.view_name), 'SELECT') THEN
-        RETURN;   -- the search itself will say "permission denied"
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = store
-               AND pg_get_expr(i.indexprs, i.indrelid) = expression) THEN
-        RETURN;
-    END IF;
-    IF current_setting('transaction_read_only') = 'on' THEN
-        RETURN;   -- searches still work, by scanning
-    END IF;
-    -- Two first searches at once would both try to create it: the second waits here, then
-    -- finds the first one's index.
-    PERFORM pg_advisory_xact_lock(hashtext('pgweave text index'), vectorizer_id);
-    IF NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = store
-                   AND pg_get_expr(i.indexprs, i.indrelid) = expression) THEN
-        RAISE NOTICE 'creating full-text index % on % for hybrid search', index_name, store;
-        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin (%s)', index_name, store, expression);
-    END IF;
-END
-$$;
-
--- Full-text and vector results fused by reciprocal rank fusion:
+-- Full-text (BM25) and vector results fused by weighted reciprocal rank fusion:
 -- score = vector_weight / (rrf_k + vector_rank) + text_weight / (rrf_k + text_rank),
--- over the top `candidates` (default greatest(4 * k, 40)) of each. The text rank orders chunks
--- by the summed inverse document frequency of the query's words they contain (any word, not
--- all: questions rarely share every word with the passage that answers them).
+-- over the top `candidates` (default greatest(4 * k, 40)) of each.
 CREATE OR REPLACE FUNCTION ai.hybrid_search(
     source anyelement,
     query text,
@@ -271,13 +290,9 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
     s record;
-    hnsw_was text;
-    ivfflat_was text;
+    was text[];
 BEGIN
-    IF k IS NULL OR k < 1 THEN
-        RAISE EXCEPTION 'k must be a positive number of results, got %', coalesce(k::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'e.g. k => 10';
-    END IF;
+    PERFORM ai._search_check_k(k);
     IF coalesce(vector_weight, -1) < 0 OR coalesce(text_weight, -1) < 0 OR coalesce(rrf_k, -1) < 0 THEN
         RAISE EXCEPTION 'vector_weight, text_weight and rrf_k must be zero or more'
             USING ERRCODE = '22023', HINT = 'the defaults are vector_weight => 1, text_weight => 1, rrf_k => 60';
@@ -289,109 +304,45 @@ BEGIN
     IF query IS NULL THEN
         RETURN;
     END IF;
-    s := ai._search_statement(pg_catalog.pg_typeof(source)::oid, query, filter, where_clause,
-                              coalesce(language, 'english')::oid);
-    PERFORM ai._ensure_text_index(s.vectorizer_id, coalesce(language, 'english'));
-    hnsw_was := pg_catalog.current_setting('hnsw.iterative_scan', true);   -- as in semantic_search
-    ivfflat_was := pg_catalog.current_setting('ivfflat.iterative_scan', true);
-    IF coalesce(hnsw_was, 'off') = 'off' THEN
-        PERFORM pg_catalog.set_config('hnsw.iterative_scan', 'relaxed_order', true);
-    END IF;
-    IF coalesce(ivfflat_was, 'off') = 'off' THEN
-        PERFORM pg_catalog.set_config('ivfflat.iterative_scan', 'relaxed_order', true);
-    END IF;
-    RETURN QUERY EXECUTE s.statement
-    USING s.query_vector, k, s.lexemes, coalesce(candidates, greatest(4 * k, 40)),
-          vector_weight, text_weight, rrf_k;
-    PERFORM pg_catalog.set_config('hnsw.iterative_scan', coalesce(hnsw_was, 'off'), true);
-    PERFORM pg_catalog.set_config('ivfflat.iterative_scan', coalesce(ivfflat_was, 'off'), true);
+    s := ai._search_parts(pg_catalog.pg_typeof(source)::oid, query, filter, where_clause,
+                          coalesce(language, 'english')::oid, true);
+    was := ai._search_relax_scans();
+    RETURN QUERY EXECUTE ai._search_sql('hybrid', s.view, s.vector_type, s.distance_op, s.predicate,
+                                        s.store, s.tsvector)
+        USING s.query_vector, k, coalesce(candidates, least(greatest(4::bigint * k, 40), 2147483647)::int),
+              s.lexemes, vector_weight, text_weight, rrf_k;
+    PERFORM ai._search_restore_scans(was);
 END
 $$;
 
--- ===== RAG =================================================================================
+-- ===== the full-text index =================================================================
 
--- The user message of a RAG call (Python: search.rag_prompt).
-CREATE OR REPLACE FUNCTION ai._rag_prompt_py(vectorizer_id int, question text, hits jsonb) RETURNS text
-LANGUAGE plpython3u STABLE SET search_path = pg_catalog, pg_temp
-AS $python$
-if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
-return GD["pgweave"].search.rag_prompt(vectorizer_id, question, hits)
-$python$;
-
-SELECT ai._python_entry_point('ai._rag_prompt_py(int, text, jsonb)', '_rag_prompt');
-
--- Ask a chat model (Python: search.rag_answer).
-CREATE OR REPLACE FUNCTION ai._rag_answer_py(vectorizer_id int, model text, implementation text, base_url text,
-                                             api_key_name text, system_prompt text, prompt text, options jsonb)
+-- Create the GIN index that text and hybrid search use for one language, on the store of a
+-- vectorizer; only its owner may (searches never create indexes). Returns the index's name;
+-- doing it again does nothing.
+CREATE OR REPLACE FUNCTION ai.create_text_index(vectorizer_name text, language regconfig DEFAULT 'english')
 RETURNS text
-LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $python$
-if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
-return GD["pgweave"].search.rag_answer(vectorizer_id, model, implementation, base_url, api_key_name,
-                                       system_prompt, prompt, options)
-$python$;
-
-SELECT ai._python_entry_point('ai._rag_answer_py(int, text, text, text, text, text, text, jsonb)', '_rag_answer');
-
--- Retrieve the k best chunks and build the prompt a RAG call sends: the numbered sources,
--- formatted like they were embedded, then the question. sources: [{n, distance, key,
--- chunk_seq, chunk}], n being the number the prompt cites.
-CREATE OR REPLACE FUNCTION ai.rag_prompt(
-    source anyelement,
-    question text,
-    k int DEFAULT 5,
-    filter jsonb DEFAULT NULL,
-    where_clause text DEFAULT NULL
-) RETURNS TABLE (prompt text, sources jsonb)
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v ai.vectorizer := ai._search_vectorizer(pg_catalog.pg_typeof(source)::oid);
-    hits jsonb;
+    v ai.vectorizer := ai._vectorizer(ai._vectorizer_id(vectorizer_name));
+    config text := coalesce(language, 'english')::text;
+    store regclass := ai._qualified(v.target_schema, v.target_table)::regclass;
+    expression text := format('to_tsvector(%L::regconfig, chunk)', config);
+    index_name text := left(v.target_table, 40) || '_fts_' || left(replace(config, '.', '_'), 16);
+    existing name;
 BEGIN
-    IF question IS NULL THEN
-        RAISE EXCEPTION 'question must not be NULL' USING ERRCODE = '22004', HINT = 'pass the question to answer';
+    SELECT c.relname INTO existing FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    WHERE i.indrelid = store AND pg_get_expr(i.indexprs, i.indrelid) = expression;
+    IF existing IS NOT NULL THEN
+        RETURN existing;
     END IF;
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'n', s.rank, 'distance', s.distance,
-               'key', (SELECT jsonb_object_agg(pk->>'attname', r->(pk->>'attname'))
-                       FROM jsonb_array_elements(v.source_pk) pk),
-               'chunk_seq', r->'chunk_seq', 'chunk', r->>'chunk', 'row', r - 'embedding') ORDER BY s.rank), '[]')
-    INTO hits
-    FROM ai.semantic_search(source, question, k, filter, where_clause) s, LATERAL to_jsonb(s.hit) r;
-    prompt := ai._rag_prompt(v.id, question, hits);
-    sources := (SELECT coalesce(jsonb_agg(h - 'row' ORDER BY i), '[]')
-                FROM jsonb_array_elements(hits) WITH ORDINALITY AS e(h, i));
-    RETURN NEXT;
-END
-$$;
-
--- Retrieval-augmented generation: retrieve, prompt a chat model with the sources, and return
--- its answer with the sources it was given and the prompt. The chat model is asked through
--- the vectorizer's provider and host unless implementation ('ollama' | 'openai') and
--- base_url say otherwise; options: Ollama's options, or OpenAI's parameters (max_tokens, ...).
-CREATE OR REPLACE FUNCTION ai.rag(
-    source anyelement,
-    question text,
-    model text,
-    k int DEFAULT 5,
-    filter jsonb DEFAULT NULL,
-    where_clause text DEFAULT NULL,
-    system_prompt text DEFAULT NULL,
-    implementation text DEFAULT NULL,
-    base_url text DEFAULT NULL,
-    api_key_name text DEFAULT NULL,
-    options jsonb DEFAULT NULL
-) RETURNS TABLE (answer text, sources jsonb, prompt text)
-LANGUAGE plpgsql VOLATILE
-AS $$
-DECLARE
-    v ai.vectorizer := ai._search_vectorizer(pg_catalog.pg_typeof(source)::oid);
-BEGIN
-    SELECT p.prompt, p.sources INTO prompt, sources
-    FROM ai.rag_prompt(source, question, k, filter, where_clause) p;
-    answer := ai._rag_answer(v.id, model, implementation, base_url, api_key_name, system_prompt,
-                             prompt, options);
-    RETURN NEXT;
+    IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = store), 'USAGE') THEN
+        RAISE EXCEPTION 'only the owner of % may create its full-text index', store USING ERRCODE = '42501',
+            HINT = format('ask the owner to run SELECT ai.create_text_index(%L, %L); searches work without it, '
+                          'by scanning', vectorizer_name, config);
+    END IF;
+    EXECUTE format('CREATE INDEX %I ON %s USING gin (%s)', index_name, store, expression);
+    RETURN index_name;
 END
 $$;

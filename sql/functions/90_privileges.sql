@@ -19,13 +19,17 @@ BEGIN
 END
 $$;
 
--- Functions only the installer (a superuser) calls.
+-- Functions no role is granted: those only the installer (a superuser) calls, and those that
+-- read or write ai's tables as their owner for pgweave's own code (the query cache's,
+-- 51_query_cache.sql; the evaluation history's, 75_evaluation.sql).
 CREATE OR REPLACE FUNCTION ai._installer_only() RETURNS regprocedure[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT array_agg(p) FROM unnest(ARRAY[
         'ai._record_scheduler(name, text[], integer, text)', 'ai.grant_ai_usage(name, boolean)',
-        'ai._python_entry_point(regprocedure, name)', 'ai._installer_only()']) f, to_regprocedure(f) p
+        'ai._python_entry_point(regprocedure, name)', 'ai._installer_only()',
+        'ai._query_cache_get(text)', 'ai._query_cache_put(text, real[])',
+        'ai._evaluation_insert(jsonb, jsonb)']) f, to_regprocedure(f) p
     WHERE p IS NOT NULL
 $$;
 
@@ -61,6 +65,12 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SEQUENCE %s TO pgweave_user', pg_get_serial_sequence('ai.vectorizer', 'id'));
     GRANT SELECT ON ai.pgweave_install, ai._python_module, ai._scheduler, ai._worker_seen TO pgweave_user;
     GRANT SELECT ON ai.vectorizer_status, ai.vectorizer_errors, ai.secret_permissions TO pgweave_user;
+    GRANT SELECT ON ai.evaluation_run, ai.evaluation_query TO pgweave_user;   -- their RLS decides the rows
+    -- Roles granted before pgweave_user existed (ai.grant_ai_usage once granted directly) keep
+    -- no direct right on what no role may call.
+    FOR f IN SELECT x FROM unnest(ai._installer_only()) x LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, pgweave_user', f);
+    END LOOP;
 END
 $$;
 

@@ -1,0 +1,395 @@
+"""Hardening of the model-calling layer, tried as a careless or hostile granted role would.
+
+Every test runs the hostile call as a non-superuser role granted ai usage, in a database that
+is not pg_cron's. Slow and hostile model servers are tiny loopback HTTP servers started here.
+
+Bad inputs tried, and their outcomes now (before: the outcome in brackets):
+- api_key_name => 'PATH' towards a server that records the key: no key sent unless a superuser
+  allowed the name [the server's PATH sent as a bearer token];
+- a session SET of ai.ollama_host, or a host or base_url argument, naming a host nobody
+  allowed: refused, 42501 [the request sent];
+- a literal api_key in a failed call: not in the server log [on its STATEMENT line];
+- DROP ROLE of one grantee of a secret: the others keep using it [role "..." does not exist];
+- statement_timeout 1s, a server that answers after 20 s: canceled at the timeout [returned
+  after 20 s]; pg_cancel_backend / pg_terminate_backend: honoured at once [after the answer];
+- SET ai.http_timeout = 36000: held to the superuser's max_http_timeout [waited for hours];
+- a reply dripping in a byte every 0.3 s: given up on after the call's deadline (attempts x
+  timeout + backoff) [read for as long as it dripped];
+- a reply larger than max_reply_bytes, with or without Content-Length: refused, 54000 [read whole];
+- a reply nested 100,000 deep, or with strings for numbers: a clear error [RecursionError,
+  ValueError: could not convert string to float];
+- chunk_size 1, overlap above half, a backtracking separator regex: refused by
+  ai._check_chunking with a hint [accepted]; a row making more chunks than max_chunks_per_row:
+  an error recorded, nothing stored [22,000 chunks stored];
+- an unreachable explicit host: the hint speaks of the host argument [told to SET ai.ollama_host];
+- an embedding model the reachable server lacks: ai._embedding_model_warning names the models
+  it has and how to get the one asked for; NULL when the server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterator
+
+import psycopg
+import pytest
+
+from conftest import SERVER_LOG, execute_vectorizer, role_dsn
+from pgweave.localdb import free_port
+
+ROLE = "hardened"
+KEY = "sk-hardening-LITERAL-9f8e7d6c5b4a"
+EMBEDDING = {"embeddings": [[0.5] * 384]}
+
+
+@pytest.fixture
+def role(db) -> Iterator[str]:
+    """DSN of a non-superuser role granted ai usage."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {ROLE}; CREATE ROLE {ROLE} LOGIN")
+        conn.execute(f"SELECT ai.grant_ai_usage('{ROLE}')")
+        conn.execute(f"GRANT CREATE ON SCHEMA public TO {ROLE}")
+    yield role_dsn(db, ROLE)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f"DROP OWNED BY {ROLE}; DROP ROLE {ROLE}")
+
+
+class TinyServer:
+    """A loopback HTTP server whose answer is ``answer(handler)``; records what it was sent."""
+
+    def __init__(self, answer: Callable[["TinyServer", BaseHTTPRequestHandler], None]):
+        self.seen: list[dict] = []
+        self.got_request = threading.Event()
+        self.answered_late = threading.Event()  # a slow answer was sent after its full wait
+        self.stop = threading.Event()  # ends every pending sleep at teardown
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _any(self):
+                """Record the request, then answer it."""
+                length = int(self.headers.get("Content-Length") or 0)
+                server.seen.append({"path": self.path, "authorization": self.headers.get("Authorization"),
+                                    "body": self.rfile.read(length) if length else b""})
+                server.got_request.set()
+                try:
+                    answer(server, self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = _any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop serving and end every pending answer."""
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def send(handler: BaseHTTPRequestHandler, body: bytes, status: int = 200, length: bool = True) -> None:
+    """Answer with a JSON body (without Content-Length: the connection's end marks the body's)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    if length:
+        handler.send_header("Content-Length", str(len(body)))
+    else:
+        handler.send_header("Connection", "close")
+        handler.close_connection = True
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@contextmanager
+def tiny_server(answer) -> Iterator[TinyServer]:
+    """A TinyServer for the duration of a with-block."""
+    server = TinyServer(answer)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def slow(seconds: float):
+    """An answer that comes after ``seconds`` (sooner when the server closes): a valid embedding."""
+    def answer(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
+        if not server.stop.wait(seconds):
+            server.answered_late.set()
+        send(handler, json.dumps(EMBEDDING).encode())
+    return answer
+
+
+def fixed(body: bytes, status: int = 200, length: bool = True):
+    """An answer that is always ``body``."""
+    return lambda server, handler: send(handler, body, status, length)
+
+
+def superuser(db: str, *statements: str) -> None:
+    """Run statements as the superuser (what only a superuser may decide)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+# --- leaks --------------------------------------------------------------------------------
+
+def test_the_servers_environment_is_sent_only_for_names_a_superuser_allowed(db, role):
+    with tiny_server(fixed(json.dumps({"data": [{"index": 0, "embedding": [0.5] * 384}]}).encode())) as server:
+        with psycopg.connect(role) as conn:
+            conn.execute("SELECT ai.openai_embed('all-minilm', 'x', api_key_name => 'PATH', base_url => %s)",
+                         (server.url + "/v1",))
+        superuser(db, "INSERT INTO ai._environment_secret (name) VALUES ('PATH')")
+        with psycopg.connect(role) as conn:
+            conn.execute("SELECT ai.openai_embed('all-minilm', 'x', api_key_name => 'PATH', base_url => %s)",
+                         (server.url + "/v1",))
+    not_allowed, allowed = (s["authorization"] for s in server.seen)
+    assert not_allowed is None
+    assert allowed.startswith("Bearer /")  # the server's PATH, once a superuser allowed the name
+
+
+def test_only_hosts_a_superuser_allowed_or_configured_are_called(db, role, model_server_url):
+    superuser(db, "DELETE FROM ai._model_host WHERE host = 'loopback'")
+    with tiny_server(fixed(json.dumps(EMBEDDING).encode())) as server:
+        port = server.url.rsplit(":", 1)[1]
+        with psycopg.connect(role, autocommit=True) as conn:
+            # The database's configured host (ALTER DATABASE, by the fixture) still works.
+            assert conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x'))").fetchone()[0] == 384
+        with psycopg.connect(role) as conn:
+            conn.execute(f"SET ai.ollama_host = '{server.url}'")
+            for attempt in ("SELECT ai.ollama_embed('all-minilm', 'x')",  # the session's own setting
+                            f"SELECT ai.ollama_embed('all-minilm', 'x', host => '{server.url}')",
+                            f"SELECT ai.openai_embed('all-minilm', 'x', base_url => '{server.url}/v1')"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f"127.0.0.1:{port} is not allowed") as info:
+                    conn.execute(attempt)
+                conn.rollback()
+                conn.execute(f"SET ai.ollama_host = '{server.url}'")
+                assert "INSERT INTO ai._model_host" in info.value.diag.message_hint
+        assert server.seen == []
+        superuser(db, f"INSERT INTO ai._model_host (host) VALUES ('127.0.0.1:{port}')")
+        with psycopg.connect(role) as conn:
+            assert conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x', host => %s))",
+                                (server.url,)).fetchone()[0] == 384
+    assert len(server.seen) == 1
+
+
+def test_a_literal_api_key_of_a_failed_call_stays_out_of_the_server_log(db, role, model_server_url):
+    assert SERVER_LOG, "this test reads the native cluster's log file"
+    closed = free_port()
+    marker = f"after_the_key_{closed}"
+    with psycopg.connect(role, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection):
+            conn.execute(f"SELECT ai.openai_embed('all-minilm', 'x', api_key => '{KEY}', "
+                         f"base_url => 'http://127.0.0.1:{closed}/v1')")
+        # A successful call gives the log back its STATEMENT lines for the rest of the transaction.
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with conn.transaction():
+                conn.execute(f"SELECT ai.openai_embed('all-minilm', 'x', api_key => '{KEY}')")
+                conn.execute(f"SELECT 1/0 AS {marker}")
+    deadline = time.monotonic() + 10  # the logger writes asynchronously
+    while marker not in SERVER_LOG[0].read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = SERVER_LOG[0].read_text(errors="replace")
+    assert f"cannot reach the model server at http://127.0.0.1:{closed}" in log
+    assert f"STATEMENT:  SELECT 1/0 AS {marker}" in log
+    assert KEY not in log and KEY[:14] not in log
+
+
+def test_dropping_one_grantee_of_a_secret_leaves_it_working_for_the_others(db, role):
+    superuser(db, "SELECT ai.store_secret('SHARED_KEY', 'sk-shared-0123456789')",
+              "DROP ROLE IF EXISTS departed; CREATE ROLE departed",
+              "SELECT ai.grant_secret('SHARED_KEY', 'departed')",  # granted first: checked first
+              f"SELECT ai.grant_secret('SHARED_KEY', '{ROLE}')",
+              "DROP ROLE departed")
+    with tiny_server(fixed(json.dumps({"data": [{"index": 0, "embedding": [0.5] * 384}]}).encode())) as server:
+        with psycopg.connect(role) as conn:
+            conn.execute("SELECT ai.openai_embed('all-minilm', 'x', api_key_name => 'SHARED_KEY', base_url => %s)",
+                         (server.url + "/v1",))
+    assert server.seen[0]["authorization"] == "Bearer sk-shared-0123456789"
+
+
+# --- bounded resources --------------------------------------------------------------------
+
+def test_a_slow_model_server_is_cut_off_by_statement_timeout(role):
+    with tiny_server(slow(20)) as server:
+        with psycopg.connect(role) as conn:
+            conn.execute("SET statement_timeout = '1s'")
+            with pytest.raises(psycopg.errors.QueryCanceled, match="^canceling statement due to statement timeout"):
+                conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
+            assert not server.answered_late.is_set()  # canceled while waiting, not after the answer
+            conn.rollback()
+            conn.execute("SET statement_timeout = 0")  # the session is fine afterwards
+            assert conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x'))").fetchone()[0] == 384
+
+
+def _call_in_thread(dsn: str, url: str) -> tuple[threading.Thread, dict]:
+    """Start a model call to ``url`` in a thread; returns the thread and where its outcome lands."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            with psycopg.connect(dsn) as conn:
+                outcome["pid"] = conn.info.backend_pid
+                outcome["value"] = conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)::text",
+                                                (url,)).fetchone()[0]
+        except psycopg.Error as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_cancel_and_terminate_stop_a_waiting_model_call(db, role):
+    with tiny_server(slow(30)) as server:
+        for stop in ("pg_cancel_backend", "pg_terminate_backend"):
+            server.got_request.clear()
+            thread, outcome = _call_in_thread(role, server.url)
+            assert server.got_request.wait(20)
+            superuser(db, f"SELECT {stop}({outcome['pid']})")
+            thread.join(25)  # the server would answer only after 30 s
+            assert not thread.is_alive() and "value" not in outcome
+            assert not server.answered_late.is_set()  # stopped while waiting, not after the answer
+            if stop == "pg_cancel_backend":
+                assert isinstance(outcome["error"], psycopg.errors.QueryCanceled)
+                assert str(outcome["error"]).startswith("canceling statement due to user request")
+            else:
+                assert isinstance(outcome["error"], psycopg.OperationalError)
+
+
+def test_ai_http_timeout_is_held_to_the_superusers_maximum(db, role):
+    superuser(db, "UPDATE ai._model_call_limit SET value = 1 WHERE name = 'max_http_timeout'")
+    with tiny_server(slow(20)) as server:
+        with psycopg.connect(role) as conn:
+            conn.execute("SET ai.http_timeout = '36000'")
+            with pytest.raises(psycopg.errors.QueryCanceled, match="did not answer within 1 s") as info:
+                conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
+        assert not server.answered_late.is_set()
+    assert "max_http_timeout" in info.value.diag.message_hint
+
+
+def drip(handler_server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
+    """An answer sent one byte every 0.3 s: never silent long enough for a read timeout."""
+    body = json.dumps(EMBEDDING).encode()[:200]
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    for byte in body:
+        if handler_server.stop.wait(0.3):
+            return
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+    handler_server.answered_late.set()
+
+
+def test_a_reply_dripping_in_byte_by_byte_is_given_up_on(role):
+    with tiny_server(drip) as server:
+        with psycopg.connect(role) as conn:
+            conn.execute("SET ai.http_timeout = '1'; SET ai.http_retries = 0")
+            with pytest.raises(psycopg.errors.QueryCanceled, match="did not finish answering within 1 s"):
+                conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
+        assert not server.answered_late.is_set()
+
+
+@pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "streamed"])
+def test_a_reply_larger_than_max_reply_bytes_is_refused(db, role, with_length):
+    superuser(db, "UPDATE ai._model_call_limit SET value = 100000 WHERE name = 'max_reply_bytes'")
+    huge = json.dumps({"embeddings": [[0.5] * 384], "padding": "x" * 2_000_000}).encode()
+    with tiny_server(fixed(huge, length=with_length)) as server:
+        with psycopg.connect(role) as conn:
+            with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="larger than 100000 bytes") as info:
+                conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
+    assert "max_reply_bytes" in info.value.diag.message_hint
+
+
+@pytest.mark.parametrize("body, says", [
+    (b"[" * 100_000, "nested too deeply"),
+    (json.dumps({"embeddings": [["0.1", "x"]]}).encode(), "not a non-empty list of numbers"),
+    (json.dumps({"embeddings": {"a": 1}}).encode(), "embeddings that are not a list"),
+    (json.dumps([1, 2]).encode(), "instead of an object"),
+], ids=["deeply-nested", "strings-for-numbers", "object-for-list", "array-for-object"])
+def test_a_malformed_reply_gets_a_clear_error(role, body, says):
+    with tiny_server(fixed(body)) as server:
+        with psycopg.connect(role) as conn:
+            with pytest.raises(psycopg.errors.SystemError, match=says) as info:
+                conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
+    assert "Ollama or OpenAI-compatible" in info.value.diag.message_hint
+
+
+# --- chunking -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("chunking, says", [
+    ("ai.chunking_recursive_character_text_splitter(1, 0)", "chunk_size 1 is too small"),
+    ("ai.chunking_character_text_splitter(100, 90)", "chunk_overlap 90 must be between 0 and half"),
+    (r"ai.chunking_recursive_character_text_splitter(800, 0, ARRAY['\s*\n\s*\n\s*'], true)", "backtracks"),
+    (r"ai.chunking_character_text_splitter(800, 0, '(a+)+$', true)", "backtracks"),
+    (r"ai.chunking_character_text_splitter(800, 0, '(unclosed', true)", "not a valid regular expression"),
+], ids=["tiny-size", "big-overlap", "whitespace-regex", "nested-repeat", "bad-regex"])
+def test_chunking_that_cannot_end_well_is_refused_with_a_hint(role, chunking, says):
+    with psycopg.connect(role) as conn:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match=says) as info:
+            conn.execute(f"SELECT ai._check_chunking({chunking})")
+    assert info.value.diag.message_hint
+
+
+def test_sound_chunking_passes_the_check(role):
+    with psycopg.connect(role) as conn:
+        for chunking in ("ai.chunking_recursive_character_text_splitter()", "ai.chunking_none()",
+                         r"ai.chunking_recursive_character_text_splitter(120, 20, ARRAY['\n\s*\n', '\.\s', ' ', ''], true)"):
+            conn.execute(f"SELECT ai._check_chunking({chunking})")
+
+
+def test_a_row_making_more_chunks_than_the_bound_is_refused_not_stored(db, role):
+    superuser(db, "UPDATE ai._model_call_limit SET value = 5 WHERE name = 'max_chunks_per_row'",
+              "CREATE TABLE long_docs (id int PRIMARY KEY, body text)",
+              f"GRANT SELECT, INSERT ON long_docs TO {ROLE}",
+              """SELECT ai.create_vectorizer('long_docs'::regclass, loading => ai.loading_column('body'),
+                     embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
+                     chunking => ai.chunking_recursive_character_text_splitter(100, 0),
+                     grant_to => ARRAY['%s'])""" % ROLE)
+    with psycopg.connect(role, autocommit=True) as conn:  # a role that may only insert rows
+        conn.execute("INSERT INTO long_docs VALUES (1, repeat('word ', 5000)), (2, 'a short one')")
+    with psycopg.connect(db, autocommit=True) as conn:  # the owner's engine processes them
+        conn.execute("CALL ai.execute_vectorizer('long_docs_embedding')")
+        stored = dict(conn.execute("SELECT id, count(*) FROM long_docs_embedding_store GROUP BY id").fetchall())
+        errors = [r[0] for r in conn.execute("SELECT message FROM ai.vectorizer_errors")]
+    assert 1 not in stored
+    assert any(re.search(r"makes \d+ chunks, more than max_chunks_per_row \(5\)", e) for e in errors), errors
+
+
+# --- first contact ------------------------------------------------------------------------
+
+def test_an_unreachable_explicit_host_is_not_blamed_on_the_settings(role):
+    closed = free_port()
+    with psycopg.connect(role) as conn:
+        with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection) as info:
+            conn.execute(f"SELECT ai.ollama_embed('all-minilm', 'x', host => 'http://127.0.0.1:{closed}')")
+    hint = info.value.diag.message_hint
+    assert "host argument" in hint and "SET ai.ollama_host" not in hint
+
+
+def test_a_model_the_server_lacks_gets_a_warning_that_says_how_to_get_it(role):
+    closed = free_port()
+    with psycopg.connect(role) as conn:
+        missing, present, offline, refused = conn.execute(f"""SELECT
+            ai._embedding_model_warning(ai.embedding_ollama('nomic-embed-text', 768)),
+            ai._embedding_model_warning(ai.embedding_ollama('all-minilm', 384)),
+            ai._embedding_model_warning(ai.embedding_ollama('nomic-embed-text', 768,
+                                                            base_url => 'http://127.0.0.1:{closed}')),
+            ai._embedding_model_warning(ai.embedding_openai('all-minilm', 384,
+                                                            base_url => 'http://10.9.9.9:8000/v1'))""").fetchone()
+    assert "all-minilm" in missing and "ollama pull nomic-embed-text" in missing
+    assert present is None and offline is None
+    assert "10.9.9.9:8000 is not allowed" in refused  # said at creation, not at the first batch

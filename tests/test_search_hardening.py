@@ -1,0 +1,106 @@
+"""Search as a careless or hostile user tries it: each case failed before it was fixed.
+
+A failed search does not break the next one; a huge k is not an overflow; a search never
+creates indexes (the store's owner decides); nobody but pgweave's own code reaches the query
+cache, and no session grows it; a filter nested too deeply gets a clear error.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from conftest import role_dsn, served_inputs
+from test_search import _articles
+
+READER = "hardening_reader"
+
+
+@pytest.fixture
+def reader(db):
+    """A non-superuser role that may search articles (granted at creation of the vectorizer)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {READER}; CREATE ROLE {READER} LOGIN")
+        conn.execute("SELECT ai.grant_ai_usage(%s)", (READER,))
+    _articles(db, f", grant_to => ARRAY['{READER}']")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f"GRANT SELECT ON articles, authors TO {READER}")
+    yield role_dsn(db, READER)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f"DROP OWNED BY {READER}; DROP ROLE {READER}")
+
+
+def test_a_failed_search_in_a_fresh_session_does_not_break_the_next_one(reader):
+    with psycopg.connect(reader, autocommit=True) as conn:  # pgvector not yet loaded in this backend
+        with pytest.raises(psycopg.errors.UndefinedColumn):
+            conn.execute("""SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'cats',
+                            where_clause => 'no_such_column = 1')""")
+        for search in ("semantic_search", "hybrid_search"):
+            rows = conn.execute(f"SELECT (hit).id FROM ai.{search}(NULL::articles_embedding, "
+                                "'Which pet purrs when it is happy?', k => 1)").fetchall()
+            assert rows == [(1,)]
+        # The caller's own choice is kept and put back.
+        conn.execute("BEGIN; SET LOCAL hnsw.iterative_scan = strict_order")
+        conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'dogs', k => 1)")
+        assert conn.execute("SHOW hnsw.iterative_scan").fetchone()[0] == "strict_order"
+        conn.execute("COMMIT")
+
+
+def test_a_k_larger_than_any_table_returns_every_row(reader):
+    with psycopg.connect(reader) as conn:
+        for search in ("semantic_search", "hybrid_search", "text_search"):
+            rows = conn.execute(f"SELECT (hit).id FROM ai.{search}(NULL::articles_embedding, 'pets and bread', "
+                                "k => 1000000000)").fetchall()
+            assert len(rows) >= 1 and len(rows) == len(set(rows)), search
+        assert len(conn.execute("SELECT 1 FROM ai.semantic_search(NULL::articles_embedding, 'x', "
+                                "k => 2147483647)").fetchall()) == 11
+
+
+def test_searches_in_new_languages_create_no_index_the_owner_decides(db, reader):
+    count = """SELECT count(*) FROM pg_indexes WHERE tablename = 'articles_embedding_store'"""
+    with psycopg.connect(db) as conn:
+        before = conn.execute(count).fetchone()[0]
+    with psycopg.connect(reader) as conn:
+        for language in ("english", "simple", "german", "french", "dutch"):
+            conn.execute("SELECT * FROM ai.hybrid_search(NULL::articles_embedding, 'bread', k => 1, language => %s)",
+                         (language,))
+            conn.execute("SELECT * FROM ai.text_search(NULL::articles_embedding, 'bread', k => 1, language => %s)",
+                         (language,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
+            conn.execute("SELECT ai.create_text_index('articles_embedding', 'german')")
+        assert "owner" in info.value.diag.message_primary and "create_text_index" in info.value.diag.message_hint
+    with psycopg.connect(db) as conn:
+        assert conn.execute(count).fetchone()[0] == before
+        conn.execute("SELECT ai.create_text_index('articles_embedding', 'german')")
+        assert conn.execute(count).fetchone()[0] == before + 1
+
+
+def test_no_role_reaches_the_cache_internals_nor_grows_the_cache(db, reader, model_server_url):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET ai.query_cache_size = 2")
+    with psycopg.connect(reader, autocommit=True) as conn:
+        conn.execute("SET ai.query_cache_size = 100000000")  # a session cannot raise the bound
+        for q in ("one", "two", "three", "four"):
+            conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, %s, k => 1)", (q,))
+        for call in ("SELECT ai._query_cache_put('k', array_fill(1::real, ARRAY[16000]))",
+                     "SELECT ai._query_cache_get('k')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(call)
+        for call in ("SELECT ai._query_cache_write('k')", "SELECT ai._query_cache_read('k')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="internal"):
+                conn.execute(call)
+        # The search code still uses the cache: a repeated query costs no model call.
+        before = served_inputs(model_server_url)
+        conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'four', k => 1)")
+        assert served_inputs(model_server_url) == before
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM ai._query_embedding_cache").fetchone()[0] == 2
+
+
+def test_a_deeply_nested_filter_gets_a_clear_error(reader):
+    deep = '{"category": [' + "[" * 5000 + "]" * 5000 + "]}"
+    with psycopg.connect(reader) as conn:
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as info:
+            conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'x', filter => %s)", (deep,))
+        assert "RecursionError" not in str(info.value) and "filter" in info.value.diag.message_primary
+        assert info.value.diag.message_hint
