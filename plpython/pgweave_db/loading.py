@@ -49,7 +49,7 @@ def document(vz, value) -> list[Part]:
         if kind == "auto":
             kind = parsing.detect(data if isinstance(data, bytes) else data.encode(), content_type, name)
         return parsing.run(kind, data, _parser_source(), limit("parse_timeout_seconds"),
-                           int(limit("parse_memory_bytes")), _check_for_interrupts)
+                           int(limit("parse_memory_bytes")), http.check_for_interrupts)
     except DocumentError as exc:
         fail(f"document {_shown(value, loading)}: {exc}", sqlstate="54000" if exc.too_costly else "22P03",
              hint=("a superuser may raise the limits: UPDATE ai._document_limit SET value = ... WHERE name = "
@@ -99,11 +99,6 @@ def _parser_source() -> str:
         _SOURCE = plpy.execute("SELECT source FROM ai._python_module "
                                "WHERE name OPERATOR(pg_catalog.=) 'pgweave_db.parsing'")[0]["source"]
     return _SOURCE
-
-
-def _check_for_interrupts() -> None:
-    """A trivial statement: PostgreSQL raises a pending cancel or terminate there."""
-    plpy.execute("SELECT 1")
 
 
 # ----- where documents come from -----------------------------------------------------------------
@@ -166,50 +161,53 @@ def _read_file(uri: str, retries: int) -> tuple[bytes, None, str]:
 
 
 def _check_url(url: str) -> None:
-    """Refuse a URL that is not below an allowed prefix (and, when pgweave has one, on a host
-    the model-host allowlist refuses): the one place that decides which URLs may be fetched."""
+    """Refuse a URL that is not below a prefix in ai._document_source, or whose host the
+    model-host allowlist refuses (ai._model_host): the one place that decides which URLs may
+    be fetched. Refusals are 22023, so that they are the row's, not the batch's."""
     parts = urlsplit(url)
+    shown = url.split("?")[0][:300]
     if parts.username or parts.password or not parts.hostname or "/../" in parts.path + "/" \
             or "%2e" in parts.path.lower():
-        fail(f"document URL {url.split('?')[0][:300]!r} has credentials, no host, or '..' in its path",
+        fail(f"document URL {shown!r} has credentials, no host, or '..' in its path",
              sqlstate="22023", hint="store a plain http(s) URL")
     if not any(url.startswith(prefix) for prefix in _sources("http")):
-        fail(f"document URL {url.split('?')[0][:300]!r} is not below a URL prefix a superuser allowed",
-             sqlstate="22023",
+        fail(f"document URL {shown!r} is not below a URL prefix a superuser allowed", sqlstate="22023",
              hint="a superuser allows a prefix with INSERT INTO ai._document_source (location) "
                   "VALUES ('https://docs.example.com/')")
-    if hasattr(settings, "check_host"):  # the hardening's model-host allowlist, where installed
+    try:
         settings.check_host(url)
+    except plpy.Error as exc:
+        fail(f"document URL {shown!r}: {exc}", sqlstate="22023", hint=getattr(exc, "hint", None))
 
 
 def _fetch_url(url: str, retries: int) -> tuple[bytes, str | None, str]:
-    """GET a document (no redirects), retrying transient failures, reading at most the size limit."""
+    """GET a document (http.download: no redirects, bounded, interruptible), retrying
+    transient failures (connection, 429, 5xx)."""
     _check_url(url)
     shown = url.split("?")[0][:300]
-    timeout = limit("fetch_timeout_seconds")
+    most = int(limit("max_document_bytes"))
     try:
-        with http.session(max(0, retries)).get(url, stream=True, timeout=timeout, allow_redirects=False) as reply:
-            if reply.status_code in (404, 410):
-                fail(f"document {shown!r} does not exist (HTTP {reply.status_code})", sqlstate="58P01",
-                     hint="the item is retried with back-off; fix the URL in the row")
-            if 300 <= reply.status_code < 400:
-                fail(f"document {shown!r} redirects elsewhere (HTTP {reply.status_code})", sqlstate="22023",
-                     hint="store the URL it redirects to (redirects are not followed)")
-            if reply.status_code >= 400:
-                fail(f"cannot fetch document {shown!r}: HTTP {reply.status_code}", sqlstate="58030",
-                     hint="the item is retried with back-off")
-            declared = reply.headers.get("Content-Length", "")
-            if declared.isdigit():
-                _check_size(int(declared), f"document {shown!r}")
-            body = bytearray()
-            for piece in reply.iter_content(65536):
-                body += piece
-                _check_size(len(body), f"document {shown!r}")
-            return bytes(body), reply.headers.get("Content-Type"), urlsplit(url).path
+        reply = http.download(url, timeout=limit("fetch_timeout_seconds"), max_bytes=most, retries=max(0, retries))
+    except http.TooLarge as exc:
+        _check_size(exc.args[0], f"document {shown!r}")
+        raise
+    except http.GaveUp:
+        fail(f"cannot fetch document {shown!r}: it did not finish arriving in time", sqlstate="58030",
+             hint="the item is retried with back-off; a superuser may raise fetch_timeout_seconds "
+                  "in ai._document_limit")
     except requests.exceptions.RequestException as exc:
         fail(f"cannot fetch document {shown!r}: {type(exc).__name__}", sqlstate="58030",
              hint=f"tried {retries + 1} times; the item is retried with back-off")
-    raise AssertionError("unreachable")
+    if reply.status_code in (404, 410):
+        fail(f"document {shown!r} does not exist (HTTP {reply.status_code})", sqlstate="58P01",
+             hint="the item is retried with back-off; fix the URL in the row")
+    if 300 <= reply.status_code < 400:
+        fail(f"document {shown!r} redirects elsewhere (HTTP {reply.status_code})", sqlstate="22023",
+             hint="store the URL it redirects to (redirects are not followed)")
+    if reply.status_code >= 400:
+        fail(f"cannot fetch document {shown!r}: HTTP {reply.status_code}", sqlstate="58030",
+             hint="the item is retried with back-off")
+    return reply.content, reply.content_type, urlsplit(url).path
 
 
 # Where a loader for another scheme (s3://, gs://) would go: uri, retries -> (bytes, type, name).
