@@ -1,10 +1,10 @@
 """Turn a document's bytes into text parts, each with where it comes from (page, section).
 
 Self-contained on purpose (the standard library and Debian's python3-pypdf, python3-bs4 and
-python3-docx, imported where used): ``run`` parses PDF, HTML and DOCX in a child process of
-the server's python3 that executes this very module, under an address-space limit and a
-deadline, so a hostile or huge file costs one killed process, never the backend. Text and
-Markdown are split here (linear, bounded by the document size limit).
+python3-docx, imported where used): ``run`` parses PDF, HTML and DOCX in a process of the
+server's python3 that executes this very module, under an address-space limit and a deadline,
+so a hostile or huge file costs one killed process, never the backend. Text and Markdown are
+split here (linear, bounded by the document size limit).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import time
@@ -192,10 +193,16 @@ def _docx(data: bytes) -> list[Part]:
     return _sections(blocks)
 
 
-# ----- the parsing process -----------------------------------------------------------------------
+# ----- the parsing process ---------------------------------------------------------------------
+# One per backend, kept for the next documents (starting Python and importing a parser costs
+# about ten times a page's parse). A request is a JSON line {"kind", "size", "seconds"} and the
+# document's bytes; the reply one JSON line, {"parts": [[where, text], ...]} or {"error": why}.
+# The backend kills it when a document outlasts its deadline, and starts another for the next.
 
 _BOOT = ("import sys, types; m = types.ModuleType('pgweave_parsing'); "
          "exec(compile(sys.argv[1], 'parsing.py', 'exec'), m.__dict__); m.child_main(sys.argv[2:])")
+_RECYCLE_AFTER = 500  # documents, so that whatever a parser leaks is bounded too
+_worker: dict = {}
 
 
 def python() -> str:
@@ -207,60 +214,102 @@ def python() -> str:
     raise DocumentError("the server's python3 was not found to parse documents with")
 
 
+def _process(source: str, memory: int) -> subprocess.Popen:
+    """This backend's parsing process for this code and memory limit (started when needed)."""
+    key = (hash(source), memory)
+    proc = _worker.get("proc")
+    if proc is not None and (_worker.get("key") != key or proc.poll() is not None
+                             or _worker.get("served", 0) >= _RECYCLE_AFTER):
+        _stop()
+        proc = None
+    if proc is None:
+        proc = subprocess.Popen([python(), "-I", "-c", _BOOT, source, str(int(memory))],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, close_fds=True)
+        _worker.update(proc=proc, key=key, served=0)
+    _worker["served"] += 1
+    return proc
+
+
+def _stop() -> None:
+    """Kill this backend's parsing process, if any."""
+    proc = _worker.pop("proc", None)
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+    if proc is not None:
+        proc.wait()
+
+
 def run(kind: str, data: bytes | str, source: str, timeout: float, memory: int,
         check: Callable[[], None]) -> list[Part]:
-    """Parse a document: text and Markdown here, the rest in a child process with limits.
+    """Parse a document: text and Markdown here, the rest in the parsing process, with limits.
 
-    ``source`` is this module's code (the child runs it); ``check`` is called between waits
-    (it raises when PostgreSQL wants the statement to stop: the child is killed then too).
+    ``source`` is this module's code (the process runs it); ``check`` is called between waits
+    (it raises when PostgreSQL wants the statement to stop: the process is killed then too).
     """
     if kind not in _IN_CHILD:
         return parse(kind, data)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    child = subprocess.Popen([python(), "-I", "-c", _BOOT, source, kind, str(int(memory)), str(int(timeout) + 1)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, close_fds=True)
     deadline = time.monotonic() + timeout
-    pending = raw
+    proc = _process(source, memory)
+    finished = False
     try:
-        while True:
-            try:
-                out, err = child.communicate(pending, timeout=_SLICE_SECONDS)
-            except subprocess.TimeoutExpired:
-                pending = None
+        header = json.dumps({"kind": kind, "size": len(raw), "seconds": int(timeout) + 1}).encode()
+        proc.stdin.write(header + b"\n" + raw)
+        proc.stdin.flush()
+        reply = bytearray()
+        while not reply.endswith(b"\n"):
+            if select.select([proc.stdout], [], [], _SLICE_SECONDS)[0]:
+                piece = os.read(proc.stdout.fileno(), 1 << 16)
+                if not piece:  # it died: its own alarm, or the memory limit outside Python's reach
+                    raise DocumentError(f"parsing the {kind.upper()} document exceeded its limits "
+                                        f"(the parsing process ended)", too_costly=True)
+                reply += piece
+            else:
                 check()
-            if time.monotonic() > deadline:  # also a parse that ended after it: the limit is the limit
+            if time.monotonic() > deadline:
                 raise DocumentError(f"parsing the {kind.upper()} document took longer than {timeout:g} s",
                                     too_costly=True)
-            if child.returncode is not None:
-                break
+        finished = True
+    except BrokenPipeError:
+        raise DocumentError(f"parsing the {kind.upper()} document exceeded its limits "
+                            f"(the parsing process ended)", too_costly=True) from None
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    if child.returncode == 0:
-        return [Part(w, t) for w, t in json.loads(out)]
-    reason = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
-    if child.returncode == 4 or child.returncode < 0:  # MemoryError, or killed by its CPU limit
-        raise DocumentError(f"parsing the {kind.upper()} document exceeded its limits ({reason[0][:200]})",
-                            too_costly=True)
-    raise DocumentError(f"cannot parse the {kind.upper()} document: {reason[0][:300]}")
+        if not finished:
+            _stop()
+    answer = json.loads(reply)
+    if "parts" in answer:
+        return [Part(w, t) for w, t in answer["parts"]]
+    if answer.get("memory"):
+        _stop()
+    raise DocumentError(answer["error"], too_costly=bool(answer.get("memory")))
 
 
 def child_main(args: list[str]) -> None:
-    """In the child: limit itself, parse stdin, print the parts as JSON (exit 3: unreadable, 4: memory)."""
+    """In the parsing process: limit its memory, then answer requests until stdin closes."""
+    import logging
     import resource
+    import signal
+    import warnings
 
-    kind, memory, cpu = args[0], int(args[1]), int(args[2])
+    memory = int(args[0])
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    try:
-        parts = parse(kind, sys.stdin.buffer.read())
-    except MemoryError:
-        sys.stderr.write("out of memory\n")
-        sys.exit(4)
-    except Exception as exc:  # a corrupt document raises anything; its class and words say why
-        said = " ".join(str(exc).split())
-        sys.stderr.write((said if isinstance(exc, DocumentError) else f"{type(exc).__name__}: {said}") + "\n")
-        sys.exit(3)
-    sys.stdout.write(json.dumps([list(p) for p in parts]))
+    logging.disable(logging.CRITICAL)  # parsers log their complaints: nobody reads them here
+    warnings.simplefilter("ignore")
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while line := stdin.readline():
+        request = json.loads(line)
+        data = stdin.read(request["size"])
+        signal.alarm(request["seconds"])  # ends this process even if its backend is gone
+        try:
+            answer = {"parts": [list(p) for p in parse(request["kind"], data)]}
+        except MemoryError:
+            answer = {"error": f"parsing the {request['kind'].upper()} document exceeded its memory limit",
+                      "memory": True}
+        except Exception as exc:  # a corrupt document raises anything; its class and words say why
+            said = " ".join(str(exc).split())[:300]
+            answer = {"error": said if isinstance(exc, DocumentError) else
+                      f"cannot parse the {request['kind'].upper()} document: {type(exc).__name__}: {said}"}
+        signal.alarm(0)
+        stdout.write(json.dumps(answer).encode() + b"\n")
+        stdout.flush()

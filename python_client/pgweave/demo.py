@@ -134,7 +134,8 @@ def _documents(conn: psycopg.Connection, dsn: str, full: bool) -> None:
     loading   => ai.loading_uri('path'),
     parsing   => ai.parsing_auto(),
     embedding => ai.embedding_ollama('all-minilm', 384),
-    chunking  => ai.chunking_recursive_character_text_splitter(1000, 100))"""
+    chunking  => ai.chunking_recursive_character_text_splitter(1000, 100),
+    processing => ai.processing_default(batch_size => 10))"""
     console.print(f"\n[bold]-- {len(paths)} files of {DOCS_DIR}, allowed in ai._document_source\n{sql};[/]")
     conn.execute(sql)
     with Client.connect(dsn) as client, ProgressBoard(console) as board:
