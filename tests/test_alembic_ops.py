@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import URL
 
-from conftest import execute_vectorizer
+from pgweave_testing.helpers import execute_vectorizer
 from pgweave import ai
 from pgweave.alembic import CreateVectorizerOp, DropVectorizerOp, render_create_vectorizer
 

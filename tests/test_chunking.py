@@ -9,7 +9,7 @@ import pytest
 from langchain_text_splitters import CharacterTextSplitter as LCCharacter
 from langchain_text_splitters import RecursiveCharacterTextSplitter as LCRecursive
 
-from conftest import REPO
+from pgweave_testing.helpers import REPO
 
 _spec = importlib.util.spec_from_file_location("chunking", REPO / "plpython/pgweave_db/chunking.py")
 chunking = importlib.util.module_from_spec(_spec)

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from conftest import role_dsn
+from pgweave_testing.helpers import role_dsn
 from pgweave.cli import app
 
 runner = CliRunner()

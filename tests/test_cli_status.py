@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from conftest import declare_test_drainer, execute_vectorizer
+from pgweave_testing.helpers import declare_test_drainer, execute_vectorizer
 from pgweave.cli import app
 
 runner = CliRunner()
@@ -240,7 +240,7 @@ def test_search_with_bad_input_exits_2_with_a_hint(db):
 
 
 def test_ask_answers_with_sources(db):
-    from conftest import TINY_LM
+    from pgweave_testing.helpers import TINY_LM
 
     _blog(db)
     result = _run(db, "ask", "When are taxes due?", "-v", "blog_embedding", "--model", TINY_LM, "-k", "2",
@@ -348,7 +348,7 @@ def test_wait_fails_fast_when_nothing_processes_the_queue(db):
 
 
 def test_status_as_a_role_with_ai_usage_only(db):
-    from conftest import role_dsn
+    from pgweave_testing.helpers import role_dsn
 
     _notes(db, 2)
     with psycopg.connect(db, autocommit=True) as conn:

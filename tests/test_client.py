@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 import pgweave
-from conftest import declare_test_drainer, execute_vectorizer
+from pgweave_testing.helpers import declare_test_drainer, execute_vectorizer
 from pgweave import AsyncClient, Client, ai
 from pgweave.errors import (AlreadyExists, ConnectionFailed, InvalidArgument, ModelNotFound, NotFound,
                             NotInstalled, NotInSync, PgweaveError, VectorizerNotFound, from_psycopg)
@@ -316,7 +316,7 @@ def test_hybrid_search_fuses_text_and_vector_ranks(db):
 
 
 def test_rag_answers_with_its_sources_and_prompt(db):
-    from conftest import TINY_LM
+    from pgweave_testing.helpers import TINY_LM
 
     _blog(db)
     with Client.connect(db) as client:

@@ -1,7 +1,8 @@
 """Documents: PDF, HTML, Markdown and DOCX in a bytea column, by path and by URL, parsed into
 cited chunks that search finds; what a document may not do (be read from outside the allowed
 directory, be corrupt, be too large) is recorded and parked. As a non-superuser table owner in a
-database that is not pg_cron's (the `db` fixture: no background processing, CALL drains)."""
+database that is not pg_cron's (`app_role` in the `db` fixture: no background processing, CALL
+drains)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,7 @@ import docx
 import psycopg
 import pytest
 
-from conftest import execute_vectorizer, role_dsn, served_inputs
-
-OWNER = "doc_owner"
+from pgweave_testing.helpers import execute_vectorizer, served_inputs
 
 PAGES = [
     "Chapter one. The lighthouse keeper climbs the stairs every evening to light the lamp "
@@ -90,19 +89,6 @@ def make_docx() -> bytes:
 
 
 @pytest.fixture
-def owner(db):
-    """The non-superuser owner's DSN (schema `app`), in a database pg_cron does not run in."""
-    with psycopg.connect(db, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (OWNER,)).fetchone():
-            conn.execute(f"CREATE ROLE {OWNER} LOGIN")
-        conn.execute(f"SELECT ai.grant_ai_usage('{OWNER}')")
-        conn.execute(f"CREATE SCHEMA app AUTHORIZATION {OWNER}")
-    yield role_dsn(db, OWNER)
-    with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA app CASCADE; DROP OWNED BY {OWNER}")
-
-
-@pytest.fixture
 def folder(db):
     """A directory the server's OS user can read, allowed by the superuser as a document source."""
     path = Path(tempfile.mkdtemp(prefix="pgweave-docs-"))
@@ -122,9 +108,9 @@ def write(folder: Path, name: str, data: bytes) -> Path:
 
 
 def create(conn, table: str, loading: str, **extra: str) -> None:
-    """A document vectorizer on app.<table>, small chunks, no background processing."""
+    """A document vectorizer on <table>, small chunks, no background processing."""
     more = "".join(f", {k} => {v}" for k, v in extra.items())
-    conn.execute(f"""SELECT ai.create_vectorizer('app.{table}'::regclass, loading => {loading},
+    conn.execute(f"""SELECT ai.create_vectorizer('{table}'::regclass, loading => {loading},
         embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
         chunking => ai.chunking_recursive_character_text_splitter(300, 0){more})""")
 
@@ -132,14 +118,14 @@ def create(conn, table: str, loading: str, **extra: str) -> None:
 def chunks(conn, table: str) -> dict[int, list[str]]:
     """The stored chunks of each row, in order."""
     out: dict[int, list[str]] = {}
-    for key, chunk in conn.execute(f"SELECT id, chunk FROM app.{table}_embedding_store ORDER BY id, chunk_seq"):
+    for key, chunk in conn.execute(f"SELECT id, chunk FROM {table}_embedding_store ORDER BY id, chunk_seq"):
         out.setdefault(key, []).append(chunk)
     return out
 
 
 def best(conn, table: str, query: str) -> tuple[int, str]:
     """The id and chunk semantic search ranks first."""
-    return conn.execute(f"SELECT (s.hit).id, (s.hit).chunk FROM ai.semantic_search(NULL::app.{table}_embedding, %s, k => 1) s",
+    return conn.execute(f"SELECT (s.hit).id, (s.hit).chunk FROM ai.semantic_search(NULL::{table}_embedding, %s, k => 1) s",
                         (query,)).fetchone()
 
 
@@ -151,15 +137,15 @@ def failures(conn, table: str) -> tuple[list[int], list[str]]:
     return parked, errors
 
 
-def test_pdf_html_markdown_and_docx_in_a_bytea_column_become_cited_searchable_chunks(owner):
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("CREATE TABLE app.files (id int PRIMARY KEY, name text, body bytea)")
+def test_pdf_html_markdown_and_docx_in_a_bytea_column_become_cited_searchable_chunks(app_role):
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE files (id int PRIMARY KEY, name text, body bytea)")
         for row in [(1, "book.pdf", make_pdf(PAGES)), (2, "bikes.html", HTML), (3, "bees.md", MARKDOWN),
                     (4, "volcano.docx", make_docx()), (5, "note.txt", b"Plain notes about tea.")]:
-            conn.execute("INSERT INTO app.files VALUES (%s, %s, %s)", row)
+            conn.execute("INSERT INTO files VALUES (%s, %s, %s)", row)
         create(conn, "files", "ai.loading_column('body')")
-    execute_vectorizer(owner, "files_embedding")
-    with psycopg.connect(owner) as conn:
+    execute_vectorizer(app_role, "files_embedding")
+    with psycopg.connect(app_role) as conn:
         stored = chunks(conn, "files")
         assert [c.split("\n")[0] for c in stored[1]] == ["(page 1)", "(page 2)", "(page 3)"]
         assert "Sourdough bread needs a starter" in stored[1][1]
@@ -176,19 +162,19 @@ def test_pdf_html_markdown_and_docx_in_a_bytea_column_become_cited_searchable_ch
         assert best(conn, "files", "dangerous gas at a volcano crater")[0] == 4
 
 
-def test_changing_one_page_of_a_pdf_reembeds_only_that_page(owner, model_server_url):
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("CREATE TABLE app.files (id int PRIMARY KEY, body bytea)")
-        conn.execute("INSERT INTO app.files VALUES (1, %s)", (make_pdf(PAGES),))
+def test_changing_one_page_of_a_pdf_reembeds_only_that_page(app_role, model_server_url):
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE files (id int PRIMARY KEY, body bytea)")
+        conn.execute("INSERT INTO files VALUES (1, %s)", (make_pdf(PAGES),))
         create(conn, "files", "ai.loading_column('body')")
-    execute_vectorizer(owner, "files_embedding")
+    execute_vectorizer(app_role, "files_embedding")
     before = served_inputs(model_server_url)
     edited = [PAGES[0], PAGES[1].replace("a hot oven", "a cast iron pot"), PAGES[2]]
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("UPDATE app.files SET body = %s WHERE id = 1", (make_pdf(edited),))
-    execute_vectorizer(owner, "files_embedding")
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("UPDATE files SET body = %s WHERE id = 1", (make_pdf(edited),))
+    execute_vectorizer(app_role, "files_embedding")
     assert served_inputs(model_server_url) - before == 1  # page 2's one chunk, nothing else
-    with psycopg.connect(owner) as conn:
+    with psycopg.connect(app_role) as conn:
         assert "cast iron pot" in chunks(conn, "files")[1][1]
 
 
@@ -228,18 +214,18 @@ def web(folder, db):
     server.shutdown()
 
 
-def test_documents_by_path_file_uri_and_url_are_loaded_and_transient_failures_retried(owner, folder, web,
+def test_documents_by_path_file_uri_and_url_are_loaded_and_transient_failures_retried(app_role, folder, web,
                                                                                       model_server_url):
     write(folder, "book.pdf", make_pdf(PAGES))
     write(folder, "bees.md", MARKDOWN)
     write(folder, "flaky-bikes.html", HTML)
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("CREATE TABLE app.docs (id int PRIMARY KEY, uri text)")
-        conn.execute("INSERT INTO app.docs VALUES (1, %s), (2, %s), (3, %s)",
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, uri text)")
+        conn.execute("INSERT INTO docs VALUES (1, %s), (2, %s), (3, %s)",
                      (str(folder / "book.pdf"), f"file://{folder}/bees.md", web + "flaky-bikes.html"))
         create(conn, "docs", "ai.loading_uri('uri')")
-    execute_vectorizer(owner, "docs_embedding")
-    with psycopg.connect(owner) as conn:
+    execute_vectorizer(app_role, "docs_embedding")
+    with psycopg.connect(app_role) as conn:
         assert failures(conn, "docs") == ([], [])
         stored = chunks(conn, "docs")
         assert len(stored[1]) == 3 and stored[1][2].startswith("(page 3)\nChapter three")
@@ -250,15 +236,15 @@ def test_documents_by_path_file_uri_and_url_are_loaded_and_transient_failures_re
     # changed page is embedded again.
     write(folder, "book.pdf", make_pdf([PAGES[0], PAGES[1], PAGES[2].replace("turquoise", "emerald green")]))
     before = served_inputs(model_server_url)
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("UPDATE app.docs SET uri = uri WHERE id = 1")
-    execute_vectorizer(owner, "docs_embedding")
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("UPDATE docs SET uri = uri WHERE id = 1")
+    execute_vectorizer(app_role, "docs_embedding")
     assert served_inputs(model_server_url) - before == 1
-    with psycopg.connect(owner) as conn:
+    with psycopg.connect(app_role) as conn:
         assert chunks(conn, "docs")[1][2].endswith("emerald green.")
 
 
-def test_owner_cannot_read_files_or_urls_outside_what_the_superuser_allowed(owner, folder, web):
+def test_owner_cannot_read_files_or_urls_outside_what_the_superuser_allowed(app_role, folder, web):
     secret_dir = Path(tempfile.mkdtemp(prefix="pgweave-secret-"))
     secret_dir.chmod(0o755)
     write(secret_dir, "salary.txt", b"the director earns a great deal")
@@ -268,18 +254,18 @@ def test_owner_cannot_read_files_or_urls_outside_what_the_superuser_allowed(owne
         outside = ["/etc/passwd", "file:///etc/passwd", f"{folder}/../{secret_dir.name}/salary.txt",
                    str(folder / "passwd-link"), str(folder / "dir-link" / "salary.txt"),
                    "http://localhost:1/secret", "s3://bucket/key.pdf", "relative/path.txt"]
-        with psycopg.connect(owner, autocommit=True) as conn:
-            conn.execute("CREATE TABLE app.docs (id int PRIMARY KEY, uri text)")
+        with psycopg.connect(app_role, autocommit=True) as conn:
+            conn.execute("CREATE TABLE docs (id int PRIMARY KEY, uri text)")
             for i, uri in enumerate(outside, 1):
-                conn.execute("INSERT INTO app.docs VALUES (%s, %s)", (i, uri))
+                conn.execute("INSERT INTO docs VALUES (%s, %s)", (i, uri))
             create(conn, "docs", "ai.loading_uri('uri')", processing="ai.processing_default(max_attempts => 1)")
             # The allowlist and the limits are the superuser's: an owner can neither add nor raise.
             for statement in ("INSERT INTO ai._document_source (location) VALUES ('/')",
                               "UPDATE ai._document_limit SET value = 1e12"):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(statement)
-        execute_vectorizer(owner, "docs_embedding")
-        with psycopg.connect(owner) as conn:
+        execute_vectorizer(app_role, "docs_embedding")
+        with psycopg.connect(app_role) as conn:
             assert chunks(conn, "docs") == {}
             parked, errors = failures(conn, "docs")
             assert parked == list(range(1, len(outside) + 1))
@@ -291,21 +277,21 @@ def test_owner_cannot_read_files_or_urls_outside_what_the_superuser_allowed(owne
         shutil.rmtree(secret_dir)
 
 
-def test_corrupt_oversized_and_missing_documents_are_recorded_and_parked_the_rest_embedded(owner, db, folder):
+def test_corrupt_oversized_and_missing_documents_are_recorded_and_parked_the_rest_embedded(app_role, db, folder):
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("UPDATE ai._document_limit SET value = 4000 WHERE name = 'max_document_bytes'")
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("CREATE TABLE app.files (id int PRIMARY KEY, body bytea)")
-        conn.execute("INSERT INTO app.files VALUES (1, %s), (2, %s), (3, %s), (4, %s)",
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE files (id int PRIMARY KEY, body bytea)")
+        conn.execute("INSERT INTO files VALUES (1, %s), (2, %s), (3, %s), (4, %s)",
                      (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ngarbage", make_pdf(PAGES * 6),
                       MARKDOWN, b"\x89PNG\r\n\x1a\n\x00\x00binary"))
         create(conn, "files", "ai.loading_column('body')")
-        conn.execute("CREATE TABLE app.docs (id int PRIMARY KEY, uri text)")
-        conn.execute("INSERT INTO app.docs VALUES (1, %s)", (str(folder / "not-yet.pdf"),))
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, uri text)")
+        conn.execute("INSERT INTO docs VALUES (1, %s)", (str(folder / "not-yet.pdf"),))
         create(conn, "docs", "ai.loading_uri('uri')")
-    execute_vectorizer(owner, "files_embedding")
-    execute_vectorizer(owner, "docs_embedding")
-    with psycopg.connect(owner) as conn:
+    execute_vectorizer(app_role, "files_embedding")
+    execute_vectorizer(app_role, "docs_embedding")
+    with psycopg.connect(app_role) as conn:
         assert list(chunks(conn, "files")) == [3]
         parked, errors = failures(conn, "files")
         assert parked == [1, 2, 4]  # parked at once: no retry can fix them
@@ -319,9 +305,9 @@ def test_corrupt_oversized_and_missing_documents_are_recorded_and_parked_the_res
         assert conn.execute(f"SELECT _attempts FROM ai._vectorizer_q_{vid}").fetchall() == [(1,)]
 
 
-def test_bytea_without_a_parser_is_refused_at_create_time_and_pgai_parser_names_work(owner):
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("CREATE TABLE app.files (id int PRIMARY KEY, body bytea, path text)")
+def test_bytea_without_a_parser_is_refused_at_create_time_and_pgai_parser_names_work(app_role):
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE files (id int PRIMARY KEY, body bytea, path text)")
         with pytest.raises(psycopg.errors.InvalidParameterValue) as refused:
             create(conn, "files", "ai.loading_column('body')", parsing="ai.parsing_none()")
         assert "would embed its bytes as hex" in str(refused.value)
@@ -336,15 +322,15 @@ def test_bytea_without_a_parser_is_refused_at_create_time_and_pgai_parser_names_
         assert any("is ai.parsing_auto() here" in n for n in notices)
 
 
-def test_a_parse_that_outlasts_its_deadline_is_stopped_recorded_and_parked(owner, db):
+def test_a_parse_that_outlasts_its_deadline_is_stopped_recorded_and_parked(app_role, db):
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("UPDATE ai._document_limit SET value = 0.001 WHERE name = 'parse_timeout_seconds'")
-    with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("CREATE TABLE app.files (id int PRIMARY KEY, body bytea)")
-        conn.execute("INSERT INTO app.files VALUES (1, %s)", (make_pdf(PAGES),))
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE files (id int PRIMARY KEY, body bytea)")
+        conn.execute("INSERT INTO files VALUES (1, %s)", (make_pdf(PAGES),))
         create(conn, "files", "ai.loading_column('body')")
-    execute_vectorizer(owner, "files_embedding")
-    with psycopg.connect(owner) as conn:
+    execute_vectorizer(app_role, "files_embedding")
+    with psycopg.connect(app_role) as conn:
         parked, errors = failures(conn, "files")
         assert parked == [1] and chunks(conn, "files") == {}
         assert any("parsing the PDF document took longer than 0.001 s" in e for e in errors), errors

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from ir_measures import AP, RR, Qrel, R, ScoredDoc, nDCG, P
 
-from conftest import TINY_LM, execute_vectorizer, role_dsn
+from pgweave_testing.helpers import TINY_LM, execute_vectorizer, role_dsn
 from test_search import QUESTIONS, _articles
 
 # The questions of the search tests, with graded judgements: the article that answers (2) and

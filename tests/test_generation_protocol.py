@@ -1,4 +1,4 @@
-"""Generation from SQL, as *protocol* tests against a tiny random LM (see conftest.tiny_lm_dir).
+"""Generation from SQL, as *protocol* tests against a tiny random LM (see pgweave_testing.models.tiny_lm_dir).
 
 The model's words are gibberish; these tests check what the functions send and return:
 shapes, options (num_predict, temperature, seed, stop), streaming off, and errors.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import psycopg
 import pytest
 
@@ -20,10 +21,17 @@ def _json(dsn: str, sql: str, params=None) -> dict:
         return conn.execute(sql, params).fetchone()[0]
 
 
-def test_ollama_generate_returns_one_finished_response(db):
+def _served(model_server_url: str, path: str, body: dict) -> dict:
+    """The model server's own answer, asked over HTTP without pgweave's SQL in between."""
+    return httpx.post(model_server_url + path, json={**body, "stream": False}, timeout=120).json()
+
+
+def test_ollama_generate_returns_one_finished_response(db, model_server_url):
     out = _json(db, """SELECT ai.ollama_generate('tiny-lm', 'Hello there',
                        embedding_options => '{"num_predict": 6, "temperature": 0}')""")
-    assert out["done"] is True and isinstance(out["response"], str)
+    direct = _served(model_server_url, "/api/generate", {"model": "tiny-lm", "prompt": "Hello there",
+                                                          "options": {"num_predict": 6, "temperature": 0}})
+    assert out["done"] is True and out["response"] and out["response"] == direct["response"]
     assert 1 <= out["eval_count"] <= 6 and out["prompt_eval_count"] > 0
     assert out["model"] == "tiny-lm"
 
@@ -41,14 +49,21 @@ def test_ollama_generate_is_deterministic_at_temperature_zero_and_honours_stop(d
 
 def test_ollama_generate_seed_makes_sampling_repeatable(db):
     sql = """SELECT ai.ollama_generate('tiny-lm', 'Seeded', embedding_options =>
-             '{"num_predict": 8, "temperature": 1.0, "seed": 42}')->>'response'"""
-    assert _json(db, sql) == _json(db, sql)
+             jsonb_build_object('num_predict', 16, 'temperature', 1.5, 'seed', %s::int))->>'response'"""
+    first = _json(db, sql, (42,))
+    assert first.strip() and _json(db, sql, (42,)) == first
+    # The seed is really used: other seeds sample other texts (one of five may coincide by chance).
+    assert {_json(db, sql, (seed,)) for seed in (1, 2, 3, 4, 5)} - {first}
 
 
-def test_ollama_chat_complete_returns_an_assistant_message(db):
-    out = _json(db, "SELECT ai.ollama_chat_complete('tiny-lm', %s::jsonb, chat_options => '{\"num_predict\": 5}')",
-                (USER,))
-    assert out["message"]["role"] == "assistant" and isinstance(out["message"]["content"], str)
+def test_ollama_chat_complete_returns_an_assistant_message(db, model_server_url):
+    options = {"num_predict": 5, "temperature": 0}
+    out = _json(db, "SELECT ai.ollama_chat_complete('tiny-lm', %s::jsonb, chat_options => %s::jsonb)",
+                (USER, json.dumps(options)))
+    direct = _served(model_server_url, "/api/chat", {"model": "tiny-lm", "messages": json.loads(USER),
+                                                      "options": options})
+    assert out["message"]["role"] == "assistant" and out["message"]["content"]
+    assert out["message"]["content"] == direct["message"]["content"]
     assert out["done"] is True and out["eval_count"] <= 5
 
 

@@ -14,7 +14,7 @@ from alembic import command
 from pgweave.install import alembic_config, current_revision, engine_for, install
 from pgweave.schema import code_hash, python_modules
 
-from conftest import REPO
+from pgweave_testing.helpers import REPO
 
 
 def _schema_snapshot(dsn: str) -> list[tuple]:

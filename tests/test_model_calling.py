@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from conftest import role_dsn, served_inputs, vec
+from pgweave_testing.helpers import role_dsn, served_inputs, vec
 
 
 def _one(dsn: str, sql: str, params=None):
@@ -109,10 +109,13 @@ def test_statements_planned_for_parallel_workers_call_the_model_in_one_backend(d
         assert conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x'))").fetchone()[0] == 384
 
 
-def test_ollama_embed_options_and_keep_alive_are_passed(db):
-    dims = _one(db, """SELECT vector_dims(ai.ollama_embed('all-minilm', 'x', keep_alive => '5m',
-                       embedding_options => '{"num_ctx": 256}'))""")
+def test_ollama_embed_options_and_keep_alive_reach_the_server(app_role, recorder):
+    dims = _one(app_role, """SELECT vector_dims(ai.ollama_embed('all-minilm', 'x', keep_alive => '5m',
+                             embedding_options => '{"num_ctx": 256}', host => %s))""", (recorder.url,))
     assert dims == 384
+    [sent] = recorder.posts("/api/embed")
+    assert sent["json"]["keep_alive"] == "5m" and sent["json"]["options"] == {"num_ctx": 256}
+    assert sent["json"]["model"] == "all-minilm" and sent["json"]["input"] in ("x", ["x"])
 
 
 def test_embedding_options_must_be_an_object(db):
@@ -185,14 +188,20 @@ def test_openai_bad_dimensions_is_a_clear_error(db):
 
 # --- secrets ----------------------------------------------------------------------------
 
-def test_api_key_is_sent_but_never_echoed(db):
-    """A server that refuses a key: the error names the problem but never shows the key."""
-    with psycopg.connect(db) as conn:
-        with pytest.raises(psycopg.Error) as info:
-            conn.execute("SELECT ai.openai_embed('all-minilm', 'x', api_key => 'sk-secret-123456789',"
-                         " base_url => 'http://127.0.0.1:9/v1')")
-    text = str(info.value) + str(info.value.diag.message_hint) + str(info.value.diag.context)
-    assert "sk-secret-123456789" not in text
+def test_api_key_is_sent_but_never_echoed(app_role, recorder):
+    """A server that refuses the key and echoes it back (as OpenAI does): the key went out in
+    the Authorization header, and the error names the problem but never shows the key."""
+    recorder.mode = "reject_key"
+    with psycopg.connect(app_role) as conn:
+        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification) as info:
+            conn.execute("SELECT ai.openai_embed('all-minilm', 'x', api_key => 'sk-secret-123456789', base_url => %s)",
+                         (recorder.url + "/v1",))
+    [sent] = recorder.posts("/v1/embeddings")
+    assert sent["headers"]["authorization"] == "Bearer sk-secret-123456789"
+    diag = info.value.diag
+    text = " ".join(str(x) for x in (info.value, diag.message_hint, diag.message_detail, diag.context))
+    assert "refused the request" in text
+    assert "sk-secret-123456789" not in text and "sk-secret" not in text
 
 
 def test_secret_store_is_readable_only_by_granted_roles(db, pg_server):

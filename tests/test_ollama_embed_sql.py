@@ -7,12 +7,28 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from conftest import vec
+from pgweave_testing.helpers import vec
+from pgweave_testing.models import reference_vectors
 
 
 def _cosine(a, b) -> float:
     a, b = np.asarray(vec(a), dtype=np.float64), np.asarray(vec(b), dtype=np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_both_providers_reproduce_the_shipped_reference_vectors(app_role):
+    """The vectors in tests/data/reference_vectors.json were computed once, outside any test run:
+    the model server, reached from SQL by a non-superuser, returns them for their texts."""
+    reference = reference_vectors()
+    texts = list(reference)
+    with psycopg.connect(app_role) as conn:
+        register_vector(conn)
+        for function in ("ai.ollama_embed", "ai.openai_embed"):
+            rows = conn.execute(f"SELECT index, embedding FROM {function}('all-minilm', %s::text[]) ORDER BY index",
+                                (texts,)).fetchall()
+            assert [r[0] for r in rows] == list(range(len(texts)))
+            worst = min(_cosine(emb, reference[text]) for (_, emb), text in zip(rows, texts))
+            assert worst > 0.9999, f"{function} drifted from the reference vectors (cosine {worst:.5f})"
 
 
 def test_ollama_embed_matches_sentence_transformers(db, st_model):

@@ -7,13 +7,15 @@ a row it may not read.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 
 import psycopg
 import pytest
 
-from conftest import execute_vectorizer, role_dsn, served_inputs, vec
+from pgweave_testing.fault_proxy import FaultProxy
+from pgweave_testing.helpers import execute_vectorizer, role_dsn, served_inputs, vec
 
 ARTICLES = [
     (1, "Cats", "pets", "Cats are small domesticated carnivores. They purr when they are content, "
@@ -373,7 +375,7 @@ def test_another_model_host_or_size_never_gets_a_stale_vector(db, model_server_u
             conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'volcano', k => 1)")
 
 
-def test_the_cache_is_bounded_and_keeps_recently_used_entries(db):
+def test_the_cache_is_bounded_and_keeps_recently_used_entries(db, model_server_url):
     _articles(db)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(f"ALTER DATABASE {conn.info.dbname} SET ai.query_cache_size = 3")
@@ -388,12 +390,12 @@ def test_the_cache_is_bounded_and_keeps_recently_used_entries(db):
         # Age every entry, then use "one": it becomes the most recently used.
         conn.execute("UPDATE ai._query_embedding_cache SET last_used = now() - interval '1 hour'")
         conn.execute("""UPDATE ai._query_embedding_cache SET last_used = last_used - interval '1 hour'
-                        WHERE key = ai._query_cache_scope(%s)""", (_key_of(conn, "two"),))
+                        WHERE key = %s""", (_key_of(conn, "two", model_server_url),))
         search("one")
         search("four")
         assert conn.execute("SELECT count(*) FROM ai._query_embedding_cache").fetchone()[0] == 3
-        cached = {q for q in ("one", "two", "three", "four")
-                  if conn.execute("SELECT ai._query_cache_get(%s) IS NOT NULL", (_key_of(conn, q),)).fetchone()[0]}
+        keys = {r[0] for r in conn.execute("SELECT key FROM ai._query_embedding_cache")}
+        cached = {q for q in ("one", "two", "three", "four") if _key_of(conn, q, model_server_url) in keys}
         assert cached == {"one", "three", "four"}
         conn.execute("SET ai.query_cache_size = 0")
         conn.execute("DELETE FROM ai._query_embedding_cache")
@@ -404,14 +406,16 @@ def test_the_cache_is_bounded_and_keeps_recently_used_entries(db):
             search("six")
 
 
-def _key_of(conn, query: str) -> str:
-    """The cache key of a query for articles_embedding, computed by the in-database code."""
-    conn.execute("""CREATE OR REPLACE FUNCTION pg_temp.key_of(q text) RETURNS text LANGUAGE plpython3u AS $$
-        if "pgweave" not in GD: plpy.execute("SELECT ai._load_python()")
-        name, config = GD["pgweave"].query_cache.vectorizer_config(1)
-        return GD["pgweave"].query_cache.cache_key(config["embedding"], q)
-    $$""")
-    return conn.execute("SELECT pg_temp.key_of(%s)", (query,)).fetchone()[0]
+def _key_of(conn, query: str, host: str) -> str:
+    """The cache table's key of a query for articles_embedding, computed here by hand from the
+    documented recipe: sha256 of the session user, a newline and the sha256 of the compact,
+    key-sorted JSON of provider, model, resolved endpoint, dimensions, options and text."""
+    material = json.dumps({"implementation": "ollama", "model": "all-minilm", "endpoint": host.rstrip("/"),
+                           "dimensions": 384, "options": None, "text": query},
+                          sort_keys=True, separators=(",", ":"))
+    inner = hashlib.sha256(material.encode()).hexdigest()
+    user = conn.execute("SELECT session_user").fetchone()[0]
+    return hashlib.sha256(f"{user}\n{inner}".encode()).hexdigest()
 
 
 def test_search_works_in_a_read_only_transaction(db, model_server_url):
@@ -464,10 +468,12 @@ def test_row_level_security_hides_rows_from_every_search_function(db, roles):
         assert filtered == []
         hybrid = conn.execute("""SELECT rank, (hit).id FROM ai.hybrid_search(NULL::articles_embedding,
                                  'quarterly estimated tax payments mortgage', k => 20)""").fetchall()
+        assert hybrid, "hybrid search found nothing: the check below would pass vacuously"
         assert {r[1] for r in hybrid} & HIDDEN == set() and [r[0] for r in hybrid] == list(range(1, len(hybrid) + 1))
         prompt, sources = conn.execute("SELECT * FROM ai.rag_prompt(NULL::articles_embedding, %s, k => 3)",
                                        (TAX_QUESTION,)).fetchone()
         assert "Quarterly" not in prompt and "mortgage" not in prompt
+        assert len(sources) == 3, "RAG found fewer sources than asked: the check below would pass vacuously"
         assert {s["key"]["id"] for s in sources} & HIDDEN == set()
         # The reader sees exactly what a plain SELECT on the view shows it, and the store, which
         # grant_to let it read, is no way around the source's row-level security.
@@ -615,3 +621,70 @@ def test_rag_errors_name_the_problem(db):
                             implementation => 'carrier-pigeon')""")
         assert info.value.diag.message_primary == "unknown chat implementation 'carrier-pigeon'"
         assert "'ollama' or 'openai'" in info.value.diag.message_hint
+
+
+def test_hybrid_candidates_bound_what_each_branch_contributes(db):
+    """candidates => 3: each branch brings only its best three chunks, so every result is among
+    the meaning's top three or the keywords' top three, at a branch rank of at most three;
+    fewer candidates than k is refused with the fix."""
+    _articles(db)
+    query = "what is a checksum"
+    with psycopg.connect(db) as conn:
+        meaning = _ids(conn, "SELECT (hit).id FROM ai.semantic_search(NULL::articles_embedding, %s, k => 3)", (query,))
+        keywords = _ids(conn, """SELECT (hit).id FROM ai.hybrid_search(NULL::articles_embedding, %s, k => 3,
+                                 vector_weight => 0) WHERE text_rank IS NOT NULL""", (query,))
+        rows = conn.execute("""SELECT vector_rank, text_rank, (hit).id FROM ai.hybrid_search(NULL::articles_embedding,
+                               %s, k => 3, candidates => 3)""", (query,)).fetchall()
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="must be at least k") as info:
+            conn.execute("SELECT * FROM ai.hybrid_search(NULL::articles_embedding, %s, k => 10, candidates => 1)", (query,))
+        assert "omit candidates" in info.value.diag.message_hint
+    assert len(rows) == 3 and keywords == [11]
+    assert {r[2] for r in rows} <= set(meaning) | set(keywords)
+    assert all((vr is None or vr <= 3) and (tr is None or tr <= 3) for vr, tr, _ in rows)
+
+
+def test_rag_system_prompt_reaches_the_model_and_the_answer_is_the_models(db, model_server_url):
+    """What ai.rag sends (recorded at a loopback server): its system prompt and the prompt it
+    returns; what it answers: the model's own reply to those messages, asked directly."""
+    _articles(db)
+    recorder = FaultProxy(model_server_url)
+    try:
+        with psycopg.connect(db) as conn:
+            answer, sources, prompt = conn.execute("""
+                SELECT * FROM ai.rag(NULL::articles_embedding, 'Which pet purrs when it is happy?', 'tiny-lm', k => 2,
+                                     system_prompt => 'Answer in one word.', base_url => %s,
+                                     options => '{"num_predict": 8, "temperature": 0}')""", (recorder.url,)).fetchone()
+            [sent] = recorder.posts("/api/chat")
+            messages = sent["json"]["messages"]
+            assert messages[0] == {"role": "system", "content": "Answer in one word."}
+            assert messages[-1]["role"] == "user" and messages[-1]["content"] == prompt
+            assert [s["key"]["id"] for s in sources][0] == 1
+            direct = conn.execute("""SELECT ai.ollama_chat_complete('tiny-lm', %s::jsonb,
+                                     chat_options => '{"num_predict": 8, "temperature": 0}')->'message'->>'content'""",
+                                  (json.dumps(messages),)).fetchone()[0]
+        assert answer and answer == direct
+    finally:
+        recorder.close()
+
+
+def test_a_cached_query_is_answered_while_the_model_server_is_down(db, app_role, model_server_url):
+    """The query was embedded once (and cached for this role); then the model server goes away:
+    the same search still answers, as a non-superuser; a new query says the server is down."""
+    _articles(db)
+    server = FaultProxy(model_server_url)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("GRANT SELECT ON articles TO app_user")
+        conn.execute("""SELECT ai.create_vectorizer('articles'::regclass, name => 'behind', destination => 'articles_behind',
+            loading => ai.loading_column('body'), scheduling => ai.scheduling_none(), grant_to => ARRAY['app_user'],
+            embedding => ai.embedding_ollama('all-minilm', 384, base_url => %s))""", (server.url,))
+    execute_vectorizer(db, "behind")
+    question = "Which pet purrs when it is happy?"
+    search = "SELECT (hit).id FROM ai.semantic_search(NULL::articles_behind, %s, k => 3) ORDER BY rank"
+    with psycopg.connect(app_role) as conn:
+        before = _ids(conn, search, (question,))
+    server.close()  # the model server is down
+    with psycopg.connect(app_role) as conn:
+        conn.execute("SET ai.http_retries = 0")
+        assert _ids(conn, search, (question,)) == before and before[0] == 1
+        with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection, match="cannot reach"):
+            conn.execute(search, ("A question never asked before",))

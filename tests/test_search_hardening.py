@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import role_dsn, served_inputs
+from pgweave_testing.helpers import role_dsn, served_inputs
 from test_search import _articles
 
 READER = "hardening_reader"

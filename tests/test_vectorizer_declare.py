@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import execute_vectorizer, role_dsn
+from pgweave_testing.helpers import execute_vectorizer, role_dsn
 
 BLOG = """
 CREATE TABLE blog (id int PRIMARY KEY, title text NOT NULL, contents text);
@@ -212,3 +212,63 @@ def test_dropping_the_source_table_leaves_no_broken_vectorizer(db):
         assert _leftovers(conn, vid) == []
         assert conn.execute("SELECT to_regclass('blog_embedding_store') IS NULL").fetchone()[0]
         assert conn.execute("SELECT count(*) FROM ai.vectorizer_status").fetchone()[0] == 0
+
+
+def test_a_table_owner_who_is_not_a_superuser_declares_its_vectorizer(app_role):
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE mine (id int PRIMARY KEY, body text); INSERT INTO mine VALUES (1, 'my row')")
+        conn.execute("""SELECT ai.create_vectorizer('mine'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none())""")
+    execute_vectorizer(app_role, "mine_embedding")
+    with psycopg.connect(app_role) as conn:
+        assert conn.execute("SELECT id, chunk FROM mine_embedding").fetchall() == [(1, "my row")]
+
+
+def test_a_table_whose_name_has_a_quote_gets_a_vectorizer_that_runs(db, app_role):
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        conn.execute("""CREATE TABLE "it's" (id int PRIMARY KEY, body text)""")
+        conn.execute("""INSERT INTO "it's" VALUES (1, 'A quote in a table name is legal SQL.')""")
+        conn.execute("""SELECT ai.create_vectorizer('"it''s"'::regclass, loading => ai.loading_column('body'),
+                        embedding => ai.embedding_ollama('all-minilm', 384))""")
+    execute_vectorizer(app_role, "it's_embedding")
+    with psycopg.connect(app_role) as conn:
+        assert conn.execute("""SELECT chunk FROM "it's_embedding" """).fetchall() == [
+            ("A quote in a table name is legal SQL.",)]
+        assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == 0
+
+
+def test_a_doubled_dollar_in_a_template_is_a_literal_dollar_in_sql_and_python(db):
+    _setup(db)
+    with psycopg.connect(db, autocommit=True) as conn:
+        # $$title is a literal "$title", not the column: no column named "title" is required by
+        # it, and the engine renders it as "$title" (string.Template's escape).
+        conn.execute("""SELECT ai.create_vectorizer('blog'::regclass, loading => ai.loading_column('contents'),
+                        embedding => ai.embedding_ollama('all-minilm', 384),
+                        formatting => ai.formatting_python_template('costs $$5: $$title $chunk'))""")
+        columns = conn.execute("SELECT config->'formatting'->'columns' FROM ai.vectorizer").fetchone()[0]
+    assert columns == []
+    execute_vectorizer(db, "blog_embedding")
+    with psycopg.connect(db) as conn:
+        embedded = conn.execute("SELECT embedding FROM blog_embedding_store WHERE id = 1").fetchone()[0]
+        expected = conn.execute("SELECT ai.ollama_embed('all-minilm', 'costs $5: $title ' || contents) FROM blog WHERE id = 1"
+                                ).fetchone()[0]
+    assert embedded == expected
+
+
+@pytest.mark.parametrize("arg, error", [
+    ("embedding => '{\"implementation\": \"cohere\", \"model\": \"m\", \"dimensions\": 3}'::jsonb",
+     "unknown embedding implementation"),
+    ("embedding => ai.embedding_ollama('all-minilm', 384), indexing => ai.indexing_hnsw(opclass => 'vector_foo_ops')",
+     "unknown HNSW opclass"),
+    ("embedding => ai.embedding_ollama('all-minilm', 384), chunking => ai.chunking_recursive_character_text_splitter(1, 0)",
+     "chunk_size"),
+    ("embedding => ai.embedding_ollama('all-minilm', 384), processing => ai.processing_default(concurrency => 0)",
+     "concurrency between 1 and 64"),
+])
+def test_configuration_is_checked_when_declared_not_in_a_background_batch(db, arg, error):
+    _setup(db)
+    with psycopg.connect(db, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match=error) as info:
+            conn.execute(f"SELECT ai.create_vectorizer('blog'::regclass, loading => ai.loading_column('contents'), {arg})")
+        assert info.value.diag.message_hint
+        assert conn.execute("SELECT count(*) FROM ai.vectorizer").fetchone()[0] == 0

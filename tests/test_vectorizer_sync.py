@@ -1,18 +1,23 @@
-"""The sync guarantees: eventually exact, nothing lost, no wasted model calls, backfill."""
+"""The sync guarantees: eventually exact, nothing lost, no wasted model calls, backfill.
+
+Races are forced, never left to timing: a batch is held before its commit by a lock on the
+table its last statement writes, a key is held by the engine's own advisory lock, and the
+model server is paused (a gating proxy) so drainers are provably mid-batch at once.
+"""
 
 from __future__ import annotations
 
-import threading
-import time
+import contextlib
 
 import psycopg
 import pytest
-from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from conftest import execute_vectorizer, served_inputs
+from pgweave_testing.checker import check_exact, stored_chunks
+from pgweave_testing.claims import read_claims, record_claims
+from pgweave_testing.fault_proxy import FaultProxy
+from pgweave_testing.helpers import execute_vectorizer, served_inputs, started, wait_until
+from pgweave_testing.vectorizers import create_vectorizer
 
-SPLITTER = RecursiveCharacterTextSplitter(chunk_size=100, chunk_overlap=0,
-                                          separators=["\n\n", "\n", ".", "?", "!", " ", ""])
 PARAGRAPHS = [
     "PostgreSQL stores rows in heap pages and finds them again through indexes of many kinds.",
     "Vector search compares embeddings by cosine distance to find passages with similar meaning.",
@@ -20,53 +25,30 @@ PARAGRAPHS = [
     "Background workers drain queues in batches and commit after each one to keep progress.",
     "Chunking splits long documents so that each piece fits the embedding model's window.",
 ]
+COLUMNS = "id int PRIMARY KEY, title text, body text, views int DEFAULT 0"
 
 
-def _create(dsn: str, **processing) -> None:
-    proc = ", ".join(f"{k} => {v}" for k, v in processing.items())
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, title text, body text, views int DEFAULT 0)")
-        conn.execute(f"""SELECT ai.create_vectorizer('docs'::regclass, loading => ai.loading_column('body'),
-            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
-            chunking => ai.chunking_recursive_character_text_splitter(100, 0),
-            processing => ai.processing_default({proc}))""")
+def _create(dsn: str, processing: str = "", **kwargs):
+    """The docs table (id, title, body, views) with its vectorizer."""
+    return create_vectorizer(dsn, columns=COLUMNS, processing=processing, **kwargs)
 
 
 def _stored(conn) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
-    for key, chunk in conn.execute("SELECT id, chunk FROM docs_embedding_store ORDER BY id, chunk_seq"):
-        out.setdefault(key, []).append(chunk)
-    return out
+    return stored_chunks(conn)
 
 
-def _expected(conn) -> dict[int, list[str]]:
-    """What the store must hold: LangChain's chunks of every row's current body."""
-    out = {}
-    for key, body in conn.execute("SELECT id, body FROM docs ORDER BY id"):
-        chunks = SPLITTER.split_text(body) if body and body.strip() else []
-        if chunks:
-            out[key] = chunks
-    return out
+def _queued(conn) -> int:
+    return conn.execute("SELECT count(*) FROM ai._vectorizer_q_1").fetchone()[0]
 
 
-def _assert_exact(dsn: str) -> None:
-    with psycopg.connect(dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM ai._vectorizer_q_1").fetchone()[0] == 0
-        assert _stored(conn) == _expected(conn)
-        # Every stored embedding is the embedding of its chunk, not of an older text.
-        worst = conn.execute("""SELECT max(embedding <=> ai.ollama_embed('all-minilm', chunk))
-                                FROM docs_embedding_store""").fetchone()[0]
-        assert worst is None or worst < 1e-4
-
-
-def test_inserts_updates_deletes_and_truncates_are_followed_exactly(db):
+def test_inserts_updates_deletes_and_truncates_are_followed_exactly(db, st_model):
     _create(db)
     with psycopg.connect(db, autocommit=True) as conn:
         for i in range(1, 11):
             conn.execute("INSERT INTO docs (id, title, body) VALUES (%s, %s, %s)",
                          (i, f"t{i}", "\n\n".join(PARAGRAPHS[: 1 + i % 5])))
     execute_vectorizer(db, "docs_embedding")
-    _assert_exact(db)
+    check_exact(db, st_model)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("UPDATE docs SET body = 'Completely new text about ' || title WHERE id <= 3")
         conn.execute("DELETE FROM docs WHERE id IN (4, 5)")
@@ -75,99 +57,99 @@ def test_inserts_updates_deletes_and_truncates_are_followed_exactly(db):
         conn.execute("UPDATE docs SET body = '' WHERE id = 8")
         conn.execute("INSERT INTO docs (id, title, body) VALUES (11, 'huge', %s)", ("word " * 1500,))
     execute_vectorizer(db, "docs_embedding")
-    _assert_exact(db)
+    check_exact(db, st_model)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("TRUNCATE docs")
         assert conn.execute("SELECT count(*) FROM docs_embedding_store").fetchone()[0] == 0
         conn.execute("INSERT INTO docs (id, title, body) VALUES (1, 'back', 'A row after the truncate.')")
     execute_vectorizer(db, "docs_embedding")
-    _assert_exact(db)
+    check_exact(db, st_model)
 
 
-def _run_blocked_batch(db: str, during) -> None:
-    """Run a batch that has read, embedded and written, hold it before it commits, run ``during``."""
+def _blockers(conn, pid: int) -> list[int]:
+    """The backends ``pid`` waits for (pg_blocking_pids)."""
+    return conn.execute("SELECT pg_blocking_pids(%s)", (pid,)).fetchone()[0]
+
+
+@contextlib.contextmanager
+def _held_batch(db: str):
+    """A batch that has claimed, read the source and written the store, held before its commit.
+
+    The batch's last statement updates its progress row: a transaction holding that table
+    stops it there. Yields (watch connection, the batch's backend pid); on leaving, the batch
+    is released, and its outcome is checked (an error in it fails the test).
+    """
     holder = psycopg.connect(db)
-    # The batch's last statement updates its progress row: holding that table stops the
-    # batch after it read the source and wrote the store, before its commit.
     holder.execute("LOCK TABLE ai._vectorizer_progress IN EXCLUSIVE MODE")
-    errors: list[BaseException] = []
-
-    def worker():
-        try:
-            with psycopg.connect(db, autocommit=True) as conn:
-                conn.execute("CALL ai.execute_vectorizer('docs_embedding', max_batches => 1)")
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    with psycopg.connect(db, autocommit=True) as watch:
-        deadline = time.monotonic() + 60
-        while not watch.execute("""SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-                                   WHERE query LIKE 'CALL ai.execute_vectorizer%%' AND wait_event_type = 'Lock')""").fetchone()[0]:
-            assert time.monotonic() < deadline, "the batch never reached its commit"
-            time.sleep(0.05)
-    side = threading.Thread(target=during)
-    side.start()
-    time.sleep(0.3)
-    holder.rollback()  # release: the batch writes what it read before `during`
-    holder.close()
-    thread.join(60)
-    side.join(60)
-    assert not errors, errors
+    holder_pid = holder.info.backend_pid
+    batch_conn = psycopg.connect(db, autocommit=True)
+    batch_pid = batch_conn.info.backend_pid
+    batch = started(batch_conn.execute, "CALL ai.execute_vectorizer('docs_embedding', max_batches => 1)",
+                    name="held batch")
+    try:
+        with psycopg.connect(db, autocommit=True) as watch:
+            wait_until(lambda: holder_pid in _blockers(watch, batch_pid), "the batch reached its commit")
+            yield watch, batch_pid
+            assert batch.is_alive() and holder_pid in _blockers(watch, batch_pid), "the batch was not held"
+    finally:
+        holder.rollback()  # release: the batch commits what it read before the change
+        holder.close()
+    batch.result(120)
+    batch_conn.close()
 
 
-def test_update_while_a_batch_embeds_the_old_version_ends_exact(db):
+def test_update_while_a_batch_embeds_the_old_version_ends_exact(db, st_model):
     _create(db)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("INSERT INTO docs (id, title, body) VALUES (1, 't', 'The old version of the text.')")
-
-    def update():
-        with psycopg.connect(db, autocommit=True) as conn:
-            conn.execute("UPDATE docs SET body = 'The new version of the text.' WHERE id = 1")
-
-    _run_blocked_batch(db, update)
+    with _held_batch(db) as (watch, _):
+        watch.execute("UPDATE docs SET body = 'The new version of the text.' WHERE id = 1")  # commits now
     with psycopg.connect(db) as conn:  # the batch stored the old text, the update is queued
         assert _stored(conn) == {1: ["The old version of the text."]}
-        assert conn.execute("SELECT count(*) FROM ai._vectorizer_q_1").fetchone()[0] == 1
+        assert _queued(conn) == 1
     execute_vectorizer(db, "docs_embedding")
-    _assert_exact(db)
+    check_exact(db, st_model)
+    with psycopg.connect(db) as conn:
+        assert _stored(conn) == {1: ["The new version of the text."]}
 
 
-def test_delete_while_a_batch_embeds_ends_exact(db):
+def test_delete_while_a_batch_embeds_ends_exact(db, st_model):
     _create(db)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("INSERT INTO docs (id, title, body) VALUES (1, 't', 'Soon to be deleted.')")
-
-    def delete():
-        with psycopg.connect(db, autocommit=True) as conn:
-            conn.execute("DELETE FROM docs WHERE id = 1")
-
-    _run_blocked_batch(db, delete)
+    with _held_batch(db) as (watch, _):
+        watch.execute("DELETE FROM docs WHERE id = 1")  # commits while the batch holds the row's text
+    with psycopg.connect(db) as conn:  # the batch stored what it read; the delete is queued
+        assert _stored(conn) == {1: ["Soon to be deleted."]}
+        assert _queued(conn) == 1
     execute_vectorizer(db, "docs_embedding")
-    _assert_exact(db)
+    check_exact(db, st_model)
     with psycopg.connect(db) as conn:
         assert _stored(conn) == {}
 
 
-def test_truncate_while_a_batch_embeds_ends_exact(db):
+def test_truncate_while_a_batch_embeds_waits_for_it_then_empties_the_store(db, st_model):
     _create(db)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("INSERT INTO docs (id, title, body) VALUES (1, 't', 'Soon to be truncated.')")
-
-    def truncate():
-        with psycopg.connect(db, autocommit=True) as conn:
-            conn.execute("TRUNCATE docs")  # waits for the batch, then empties the store
-
-    _run_blocked_batch(db, truncate)
+    truncating = psycopg.connect(db, autocommit=True)
+    with _held_batch(db) as (watch, batch_pid):
+        truncate = started(truncating.execute, "TRUNCATE docs", name="truncate")
+        # The truncate waits for the batch (it read the source), not the other way round.
+        wait_until(lambda: batch_pid in _blockers(watch, truncating.info.backend_pid),
+                   "the truncate waits for the held batch")
+    truncate.result(60)
+    truncating.close()
+    with psycopg.connect(db) as conn:  # the batch committed first, then the truncate emptied its rows
+        assert _stored(conn) == {}
     execute_vectorizer(db, "docs_embedding")
-    _assert_exact(db)
+    check_exact(db, st_model)
     with psycopg.connect(db) as conn:
         assert _stored(conn) == {}
 
 
-def test_model_server_outage_loses_nothing_and_retry_failed_brings_items_back(db):
-    _create(db, max_attempts=2, retry_base_seconds=0)
+def test_model_server_outage_loses_nothing_and_retry_failed_brings_items_back(db, st_model):
+    _create(db, "max_attempts => 2, retry_base_seconds => 0")
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("INSERT INTO docs (id, title, body) VALUES (1, 't', 'Embedded after the outage.')")
     with psycopg.connect(db, autocommit=True) as conn:
@@ -185,10 +167,10 @@ def test_model_server_outage_loses_nothing_and_retry_failed_brings_items_back(db
         assert status[0] == 0 and status[1] == 1 and "cannot reach" in status[2]
         assert conn.execute("SELECT ai.retry_failed('docs_embedding')").fetchone()[0] == 1
     execute_vectorizer(db, "docs_embedding")  # the server is back (the database's setting)
-    _assert_exact(db)
+    check_exact(db, st_model)
 
 
-def test_update_that_changes_nothing_embedded_costs_no_model_call(db, model_server_url):
+def test_update_that_changes_nothing_embedded_costs_no_model_call(db, st_model, model_server_url):
     _create(db)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("INSERT INTO docs (id, title, body) VALUES (1, 't', %s)", ("\n\n".join(PARAGRAPHS),))
@@ -203,10 +185,10 @@ def test_update_that_changes_nothing_embedded_costs_no_model_call(db, model_serv
         conn.execute("INSERT INTO ai._vectorizer_q_1 (id) VALUES (1)")  # forced re-check
     execute_vectorizer(db, "docs_embedding")
     assert served_inputs(model_server_url) == before
-    _assert_exact(db)
+    check_exact(db, st_model)
 
 
-def test_editing_one_paragraph_reembeds_only_that_chunk(db, model_server_url):
+def test_editing_one_paragraph_reembeds_only_that_chunk(db, st_model, model_server_url):
     _create(db)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("INSERT INTO docs (id, title, body) VALUES (1, 't', %s)", ("\n\n".join(PARAGRAPHS),))
@@ -223,7 +205,7 @@ def test_editing_one_paragraph_reembeds_only_that_chunk(db, model_server_url):
     assert served_inputs(model_server_url) - before == 1
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT chunks_embedded FROM ai.vectorizer_status").fetchone()[0] == calls_before + 1
-    _assert_exact(db)
+    check_exact(db, st_model)
 
 
 def test_backfill_queues_existing_rows_and_shows_progress(db):
@@ -242,18 +224,108 @@ def test_backfill_queues_existing_rows_and_shows_progress(db):
         assert conn.execute("SELECT pending_items, stored_chunks, items_processed FROM ai.vectorizer_status").fetchone() == (0, 120, 120)
 
 
-def test_concurrent_workers_never_double_process_or_lose_items(db):
-    _create(db, batch_size=5)
-    with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("INSERT INTO docs SELECT i, 't', 'Row ' || i || ' of the concurrent test.' FROM generate_series(1, 60) i")
-    threads = [threading.Thread(target=execute_vectorizer, args=(db, "docs_embedding")) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+def test_concurrent_drainers_split_the_queue_without_double_processing_or_loss(db, st_model):
+    """Four drainers, provably mid-batch at the same time (the model server holds all four
+    requests at once); every item processed by exactly one of them, none left, and both items
+    of a key by the same one."""
+    proxy = FaultProxy(_model_url(db))
+    try:
+        v = create_vectorizer(db, processing="batch_size => 5",
+                              model=f"ai.embedding_ollama('all-minilm', 384, base_url => '{proxy.url}')")
+        record_claims(db, v.queue)
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("INSERT INTO docs (id, body) SELECT i, 'Row ' || i || ' of the concurrent test.' FROM generate_series(1, 60) i")
+            conn.execute("UPDATE docs SET body = body || ' Edited.'")  # a second queued item for every key
+        with psycopg.connect(db) as conn:
+            assert _queued(conn) == 120
+        proxy.mode = "gate"
+
+        def drain(name: str) -> None:
+            with psycopg.connect(db, autocommit=True, application_name=name) as conn:
+                conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
+
+        drainers = [started(drain, f"drainer{i}", name=f"drainer{i}") for i in range(4)]
+        proxy.wait_held(4, threads=drainers)  # four batches claimed and in flight at once
+        proxy.mode = "pass"
+        proxy.release(4)
+        for d in drainers:
+            d.result(180)
+    finally:
+        proxy.close()
+    claims = read_claims(db)
+    claims.assert_split_exactly({f"drainer{i}" for i in range(4)})
+    keys = list(claims.keys.values())  # both items of a key went to one drainer
+    assert sum(len(k) for k in keys) == len(set().union(*keys)) == 60
     with psycopg.connect(db) as conn:
-        assert conn.execute("SELECT items_processed, chunks_embedded FROM ai.vectorizer_status").fetchone() == (60, 60)
-    _assert_exact(db)
+        assert conn.execute("SELECT items_processed, chunks_embedded FROM ai.vectorizer_status").fetchone() == (120, 60)
+        assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == 0
+    check_exact(db, st_model)
+
+
+def _one_batch(dsn: str, name: str) -> None:
+    """CALL ai.execute_vectorizer for one batch only."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CALL ai.execute_vectorizer(%s, max_batches => 1)", (name,))
+
+
+def test_a_change_queued_while_its_key_is_mid_batch_waits_for_that_batch(db, st_model):
+    """Drainer A is mid-batch on row 1 (the model server holds its request); the row changes,
+    queueing a new item; drainer B must leave that item alone (it returns without a model
+    call) until A commits; the next drain stores the new text."""
+    proxy = FaultProxy(_model_url(db))
+    try:
+        v = create_vectorizer(db, rows={1: "The first version."},
+                              model=f"ai.embedding_ollama('all-minilm', 384, base_url => '{proxy.url}')")
+        proxy.mode = "gate"
+        first = started(_one_batch, db, v.name, name="drainer A")
+        proxy.wait_held(1, threads=[first])
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("UPDATE docs SET body = 'The second version.' WHERE id = 1")
+        started(execute_vectorizer, db, v.name, name="drainer B").result(30)  # would wait at the gate
+        assert proxy.held == 1 and len(proxy.posts("/api/embed")) == 1
+        proxy.mode = "pass"
+        proxy.release(1)
+        first.result(60)
+        with psycopg.connect(db) as conn:
+            assert _stored(conn) == {1: ["The first version."]} and _queued(conn) == 1
+        execute_vectorizer(db, v.name)
+    finally:
+        proxy.close()
+    check_exact(db, st_model)
+    with psycopg.connect(db) as conn:
+        assert _stored(conn) == {1: ["The second version."]}
+
+
+def test_the_table_owner_drains_its_vectorizer_without_being_a_superuser(db, app_role, st_model):
+    create_vectorizer(db, rows={1: "Owned by app_user."}, owner="app_user")
+    execute_vectorizer(app_role, "docs_embedding")
+    check_exact(db, st_model)
+
+
+def _model_url(db: str) -> str:
+    """The model server the test database points at (its ai.ollama_host)."""
+    with psycopg.connect(db) as conn:
+        return conn.execute("SHOW ai.ollama_host").fetchone()[0]
+
+
+def test_a_key_another_drainer_holds_is_left_for_later(db, st_model):
+    """A drainer working on a key holds the engine's transaction advisory lock on it (vectorizer
+    id, hashtext of the key's row): another drainer leaves that key's items queued, and
+    processes everything else."""
+    v = create_vectorizer(db, rows={1: "Held by another drainer.", 2: "Free to take.", 3: "Free too."})
+    holder = psycopg.connect(db)
+    try:
+        holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(ROW(1)::text))", (v.id,))
+        execute_vectorizer(db, v.name)
+        with psycopg.connect(db) as conn:
+            assert _stored(conn) == {2: ["Free to take."], 3: ["Free too."]}
+            assert [r[0] for r in conn.execute(f"SELECT id FROM {v.queue}")] == [1]
+            assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == 0
+    finally:
+        holder.rollback()  # the other drainer commits: the key is free again
+        holder.close()
+    execute_vectorizer(db, v.name)
+    check_exact(db, st_model)
 
 
 def test_index_is_created_when_the_store_reaches_min_rows(db):

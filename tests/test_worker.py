@@ -7,63 +7,80 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import psycopg
 
 from pgweave.worker import run_worker
+from pgweave_testing.checker import check_exact
+from pgweave_testing.claims import read_claims, record_claims
+from pgweave_testing.fault_proxy import FaultProxy
+from pgweave_testing.helpers import sql_until, started, wait_until
+from pgweave_testing.vectorizers import create_vectorizer
 
 
-def _vectorizer(db: str, rows: int) -> None:
-    with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
-        conn.execute("INSERT INTO notes SELECT i, 'Note number ' || i || ' about databases.' FROM generate_series(1, %s) i",
-                     (rows,))
-        conn.execute("""SELECT ai.create_vectorizer('notes'::regclass, loading => ai.loading_column('body'),
-            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none(),
-            processing => ai.processing_default(batch_size => 4))""")
+def _vectorizer(db: str, rows: int, base_url: str | None = None):
+    """notes with ``rows`` rows and a vectorizer (batches of 4) on it."""
+    model = "ai.embedding_ollama('all-minilm', 384" + (f", base_url => '{base_url}')" if base_url else ")")
+    return create_vectorizer(db, "notes", {i: f"Note number {i} about databases." for i in range(1, rows + 1)},
+                             model=model, processing="batch_size => 4")
 
 
-def test_two_worker_processes_share_a_queue_without_double_processing(db):
-    _vectorizer(db, 80)
-    env = {**os.environ, "PGWEAVE_DSN": db}
-    cmd = [sys.executable, "-m", "pgweave", "worker", "--once", "--concurrency", "2"]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for _ in range(2)]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
+def test_two_worker_processes_share_a_queue_without_double_processing(db, model_server_url, st_model):
+    """Two `pgweave worker --once` processes, provably draining at the same time (the model
+    server holds four of their requests at once): every item processed by one of them only,
+    none left behind, both took part."""
+    proxy = FaultProxy(model_server_url)
+    try:
+        v = _vectorizer(db, 0, base_url=proxy.url)
+        record_claims(db, v.queue)
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("INSERT INTO notes SELECT i, 'Note number ' || i || ' about databases.' FROM generate_series(1, 80) i")
+        proxy.mode = "gate"
+        procs = [subprocess.Popen([sys.executable, "-m", "pgweave", "worker", "--once", "--concurrency", "2"],
+                                  env={**os.environ, "PGWEAVE_DSN": db, "PGAPPNAME": f"w{i}"},
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for i in range(2)]
+
+        def both_mid_batch() -> bool:
+            assert all(p.poll() is None for p in procs), "a worker ended before the gate opened"
+            with psycopg.connect(db) as conn:
+                active = {r[0] for r in conn.execute("""SELECT application_name FROM pg_stat_activity
+                                                         WHERE query LIKE 'CALL ai.execute_vectorizer%%'""")}
+            return proxy.held >= 4 and active == {"w0", "w1"}
+
+        wait_until(both_mid_batch, "both worker processes mid-batch at once", 120)
+        proxy.mode = "pass"
+        proxy.release(4)
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        proxy.close()
     assert all(p.returncode == 0 for p in procs), outputs
+    read_claims(db).assert_split_exactly({"w0", "w1"})
     with psycopg.connect(db) as conn:
-        processed, embedded = conn.execute(
-            "SELECT items_processed, chunks_embedded FROM ai.vectorizer_status").fetchone()
-        stored = conn.execute("SELECT count(*), count(DISTINCT id) FROM notes_embedding").fetchone()
-    assert (processed, embedded) == (80, 80)
-    assert stored == (80, 80)
+        assert conn.execute("SELECT items_processed, chunks_embedded FROM ai.vectorizer_status").fetchone() == (80, 80)
+    check_exact(db, st_model, table="notes", store=v.store, queue=v.queue)
 
 
-def test_a_waiting_worker_is_woken_by_notify(db):
-    _vectorizer(db, 0)
+def test_a_waiting_worker_is_woken_by_notify(db, st_model):
+    """The worker polls once an hour; the test waits at most a minute: only the trigger's NOTIFY
+    can have made it drain the new row, in exactly one more round."""
+    v = _vectorizer(db, 0)
     stop = threading.Event()
     rounds: list[int] = []
-    thread = threading.Thread(target=run_worker, kwargs=dict(
-        dsn=db, poll_interval=120, stop=stop, on_round=lambda s: rounds.append(s.rounds)))
-    thread.start()
+    worker = started(run_worker, dsn=db, poll_interval=3600, stop=stop,
+                     on_round=lambda s: rounds.append(s.rounds), name="worker")
     try:
-        deadline = time.monotonic() + 30
-        while not rounds:  # the first drain has run; the worker now waits on LISTEN
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        start = time.monotonic()
+        wait_until(lambda: rounds == [1], "the worker's first drain")  # now it waits on LISTEN
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute("INSERT INTO notes VALUES (1, 'A fresh note.')")
-            while conn.execute("SELECT count(*) FROM notes_embedding").fetchone()[0] == 0:
-                assert time.monotonic() - start < 30, "the worker was not woken"
-                time.sleep(0.05)
-        assert time.monotonic() - start < 30  # far below the 120 s poll: NOTIFY woke it
+        sql_until(db, "SELECT count(*) = 1 FROM notes_embedding", "the worker, woken by NOTIFY, embedded the note")
+        assert rounds == [1, 2]
     finally:
         stop.set()
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute("NOTIFY ai_vectorizer")
-        thread.join(30)
+    assert worker.result(60).errors == []
+    check_exact(db, st_model, table="notes", store=v.store, queue=v.queue)
 
 
 def test_worker_with_an_unknown_vectorizer_fails_clearly(db):

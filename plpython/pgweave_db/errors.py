@@ -6,9 +6,14 @@ import plpy
 
 
 def fail(message: str, *, hint: str | None = None, detail: str | None = None,
-         sqlstate: str | None = None) -> None:
-    """Raise an ERROR with an optional hint, detail and SQLSTATE."""
+         sqlstate: str | None = None, table: str | None = None, column: str | None = None) -> None:
+    """Raise an ERROR with an optional hint, detail, SQLSTATE, and the table or column it is
+    about (clients tell errors apart by those fields, not by the message's words)."""
     kwargs = {}
+    if table:
+        kwargs["schema_name"], kwargs["table_name"] = "ai", table
+    if column:
+        kwargs["column_name"] = column
     if hint:
         kwargs["hint"] = hint
     if detail:

@@ -280,7 +280,7 @@ def call(method: str, url: str, *, payload: Any = None, headers: dict | None = N
              hint="point the setting or argument at the server's final URL")
     if status == 404 and model:
         fail(f"model {model!r} is not available on {where}", detail=message,
-             hint=models_hint() if models_hint else None, sqlstate="42704")
+             hint=models_hint() if models_hint else None, sqlstate="42704", column="model")
     if status in (401, 403):
         fail(f"{where} refused the request: {message}",
              hint="pass api_key, or store the key with ai.store_secret and ai.grant_secret, "

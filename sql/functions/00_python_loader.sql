@@ -67,7 +67,9 @@ AS $$ SELECT version FROM ai.pgweave_install $$;
 -- its SQLSTATE, detail and hint; returns (and the caller re-raises it as it is, `RAISE;`) when
 -- the message has no such prefix, e.g. a bug's KeyError, whose traceback is then kept.
 CREATE OR REPLACE FUNCTION ai._raise_python_error(err_message text, err_state text, err_detail text,
-                                                  err_hint text) RETURNS void
+                                                  err_hint text, err_schema text DEFAULT NULL,
+                                                  err_table text DEFAULT NULL, err_column text DEFAULT NULL)
+RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -76,19 +78,24 @@ DECLARE
     clean text;
     d text := nullif(err_detail, '');
     h text := nullif(err_hint, '');
+    -- The object the error is about (clients tell errors apart by these); empty when none.
+    sch text := coalesce(err_schema, '');
+    tab text := coalesce(err_table, '');
+    col text := coalesce(err_column, '');
 BEGIN
     IF prefix IS NULL THEN
         RETURN;
     END IF;
     clean := substr(err_message, length(prefix) + 1);
     IF d IS NULL AND h IS NULL THEN
-        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state;
+        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, SCHEMA = sch, TABLE = tab, COLUMN = col;
     ELSIF d IS NULL THEN
-        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, HINT = h;
+        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, HINT = h, SCHEMA = sch, TABLE = tab, COLUMN = col;
     ELSIF h IS NULL THEN
-        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, DETAIL = d;
+        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, DETAIL = d, SCHEMA = sch, TABLE = tab, COLUMN = col;
     ELSE
-        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, DETAIL = d, HINT = h;
+        RAISE EXCEPTION USING MESSAGE = clean, ERRCODE = err_state, DETAIL = d, HINT = h,
+                              SCHEMA = sch, TABLE = tab, COLUMN = col;
     END IF;
 END
 $$;
@@ -130,15 +137,16 @@ BEGIN
         LANGUAGE plpgsql %s %s SET search_path = pg_catalog, pg_temp
         AS $body$
         DECLARE
-            err_message text; err_state text; err_detail text; err_hint text; %s
+            err_message text; err_state text; err_detail text; err_hint text; err_schema text; err_table text; err_column text; %s
         BEGIN
             %s
             BEGIN
                 %s
             EXCEPTION WHEN OTHERS OR query_canceled THEN  -- OTHERS leaves out a cancel
                 GET STACKED DIAGNOSTICS err_message = MESSAGE_TEXT, err_state = RETURNED_SQLSTATE,
-                                        err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
-                PERFORM ai._raise_python_error(err_message, err_state, err_detail, err_hint);
+                                        err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT,
+                                    err_schema = SCHEMA_NAME, err_table = TABLE_NAME, err_column = COLUMN_NAME;
+                PERFORM ai._raise_python_error(err_message, err_state, err_detail, err_hint, err_schema, err_table, err_column);
                 RAISE;
             END;
             %s

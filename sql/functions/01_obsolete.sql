@@ -12,6 +12,7 @@ DROP FUNCTION IF EXISTS ai._job_name(int);
 DROP FUNCTION IF EXISTS ai._schedule_vectorizer(int);
 DROP VIEW IF EXISTS ai.vectorizer_status;
 DROP FUNCTION IF EXISTS ai._vectorizer_counts(int);
+DROP FUNCTION IF EXISTS ai._raise_python_error(text, text, text, text);   -- now also keeps the object fields
 -- create_vectorizer took no parsing argument before documents (21_loading_parsing).
 DROP FUNCTION IF EXISTS ai.create_vectorizer(regclass, text, text, jsonb, jsonb, jsonb, jsonb, jsonb, jsonb,
                                              jsonb, name, name, name, name, name, name, name[], boolean, boolean);

@@ -44,7 +44,7 @@ BEGIN
     SELECT v.id INTO found_id FROM ai.vectorizer v WHERE v.name = vectorizer_name;
     IF found_id IS NULL THEN
         RAISE EXCEPTION 'vectorizer "%" does not exist', vectorizer_name
-            USING ERRCODE = '42704',
+            USING ERRCODE = '42704', SCHEMA = 'ai', TABLE = 'vectorizer',
                   HINT = coalesce('existing vectorizers: ' ||
                       (SELECT string_agg(v.name, ', ' ORDER BY v.name) FROM ai.vectorizer v),
                       'create one with ai.create_vectorizer(...)');
@@ -67,7 +67,7 @@ BEGIN
     SELECT * INTO v FROM ai.vectorizer WHERE id = vectorizer_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'vectorizer % does not exist', vectorizer_id USING ERRCODE = '42704',
-            HINT = 'list them with SELECT id, name FROM ai.vectorizer';
+            SCHEMA = 'ai', TABLE = 'vectorizer', HINT = 'list them with SELECT id, name FROM ai.vectorizer';
     END IF;
     RETURN v;
 END

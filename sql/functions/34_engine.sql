@@ -65,7 +65,7 @@ DECLARE
     skip bigint[] := '{}';
     total bigint := 0;
     batches int := 0;
-    err_message text; err_state text; err_detail text; err_hint text;
+    err_message text; err_state text; err_detail text; err_hint text; err_schema text; err_table text; err_column text;
 BEGIN
     COMMIT;   -- fails at once inside a transaction block, before any work
     PERFORM ai._managed_vectorizer(vectorizer_id, 'process it');
@@ -75,8 +75,9 @@ BEGIN
             r := ai._engine_step(vectorizer_id, skip, total OPERATOR(pg_catalog.>) 0, 'call');
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err_message = MESSAGE_TEXT, err_state = RETURNED_SQLSTATE,
-                                    err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
-            PERFORM ai._raise_python_error(err_message, err_state, err_detail, err_hint);
+                                    err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT,
+                                    err_schema = SCHEMA_NAME, err_table = TABLE_NAME, err_column = COLUMN_NAME;
+            PERFORM ai._raise_python_error(err_message, err_state, err_detail, err_hint, err_schema, err_table, err_column);
             RAISE;
         END;
         COMMIT;

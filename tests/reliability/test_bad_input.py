@@ -88,10 +88,6 @@ def bad_db(pg_server, template_dsn, model_server_url):
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-def test_there_are_at_least_forty_cases():
-    assert len(CASES) >= 40
-
-
 @pytest.mark.parametrize("name,sql,expected", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(bad_db, name, sql, expected):
     kind, want = expected

@@ -3,35 +3,33 @@
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import install
+from pgweave.install import install
 from pgweave.localdb import LocalCluster
 from pgweave.services import start_model_server
 
-from .checker import check_exact
-from .fault_proxy import FaultProxy
+from pgweave_testing.checker import check_exact
+from pgweave_testing.fault_proxy import FaultProxy
+from pgweave_testing.helpers import sql_until, started
+from pgweave_testing.vectorizers import create_vectorizer
 
 TEXT = ("Row {i} talks about replication slots and write-ahead logging.\n\n"
         "It then covers vacuum, visibility maps and index-only scans for row {i}.")
 
 
-def _vectorizer(dsn: str, host: str, rows: int, batch_size: int = 10) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text, other int DEFAULT 0)")
-        conn.execute("""SELECT ai.create_vectorizer('docs'::regclass, loading => ai.loading_column('body'),
-            embedding => ai.embedding_ollama('all-minilm', 384, base_url => %s),
-            chunking => ai.chunking_recursive_character_text_splitter(100, 0),
-            scheduling => ai.scheduling_none(), indexing => ai.indexing_none(),
-            processing => ai.processing_default(batch_size => %s, max_attempts => 50,
-                                                retry_base_seconds => 0))""", (host, batch_size))
-        for i in range(rows):
-            conn.execute("INSERT INTO docs (id, body) VALUES (%s, %s)", (i, TEXT.format(i=i)))
+def _vectorizer(dsn: str, host: str, rows: int, batch_size: int = 10, max_attempts: int = 50,
+                retry_base_seconds: float = 0, owner: str | None = None):
+    """docs with ``rows`` rows and a vectorizer whose model server is ``host``."""
+    return create_vectorizer(
+        dsn, rows={i: TEXT.format(i=i) for i in range(rows)},
+        model=f"ai.embedding_ollama('all-minilm', 384, base_url => '{host}')",
+        processing=f"batch_size => {batch_size}, max_attempts => {max_attempts}, "
+                   f"retry_base_seconds => {retry_base_seconds}", owner=owner)
 
 
 def _call(dsn: str, **settings) -> None:
@@ -81,22 +79,13 @@ def test_model_server_faults_lose_nothing(db, proxy, st_model, mode, message):
 def test_backend_terminated_mid_batch_loses_nothing(db, proxy, st_model):
     _vectorizer(db, proxy.url, rows=20)
     proxy.mode, proxy.hang_seconds = "slow", 3
-    failure: list[BaseException] = []
-
-    def run():
-        try:
-            _call(db)
-        except psycopg.Error as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread = started(_call, db, name="terminated batch")
     assert proxy.in_flight.wait(30), "the batch never called the model"
     with psycopg.connect(db, autocommit=True) as conn:
         killed = conn.execute("""SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                                  WHERE query LIKE 'CALL ai.execute_vectorizer%%' AND pid <> pg_backend_pid()""").fetchone()[0]
-    thread.join(60)
-    assert killed == 1 and failure
+    assert killed == 1
+    assert isinstance(thread.error(60), psycopg.OperationalError)
     proxy.mode = "pass"
     _call(db)
     figures = check_exact(db, st_model)
@@ -107,13 +96,10 @@ def test_model_server_killed_mid_backfill_and_restarted(db, st_model, tmp_path):
     server = start_model_server(tmp_path / "victim.log")
     port = int(server.url.rsplit(":", 1)[1])
     _vectorizer(db, server.url, rows=60, batch_size=5)
-    runner = threading.Thread(target=_call, args=(db,), kwargs={"http_retries": 0})
-    runner.start()
-    with psycopg.connect(db) as conn:
-        while conn.execute("SELECT count(*) FROM docs_embedding_store").fetchone()[0] == 0:
-            time.sleep(0.05)
+    runner = started(_call, db, http_retries=0, name="backfill")
+    sql_until(db, "SELECT count(*) > 0 FROM docs_embedding_store", "the backfill stored a first batch", 120)
     server.stop()  # killed mid-backfill
-    runner.join(120)
+    runner.result(120)  # the procedure records the failures and returns
     with psycopg.connect(db) as conn:
         done, left = conn.execute("""SELECT (SELECT count(DISTINCT id) FROM docs_embedding_store),
                                             (SELECT count(*) FROM ai._vectorizer_q_1)""").fetchone()
@@ -141,11 +127,10 @@ def test_postgres_immediate_stop_mid_batch(model_server_url, st_model):
         proxy = FaultProxy(model_server_url)
         _vectorizer(dsn, proxy.url, rows=20)
         proxy.mode, proxy.hang_seconds = "slow", 3
-        thread = threading.Thread(target=lambda: pytest.raises(psycopg.Error, _call, dsn))
-        thread.start()
+        thread = started(_call, dsn, name="batch at the crash")
         assert proxy.in_flight.wait(30)
         cluster.stop(mode="immediate")
-        thread.join(60)
+        assert isinstance(thread.error(60), psycopg.OperationalError)
         proxy.mode = "pass"
         cluster.start()
         _call(dsn)
@@ -155,3 +140,55 @@ def test_postgres_immediate_stop_mid_batch(model_server_url, st_model):
         print(f"\n[immediate stop] items={figures['rows']} chunks={figures['chunks']} after crash recovery")
     finally:
         cluster.destroy()
+
+
+def _backoff(dsn: str, queue: str) -> tuple[int, float]:
+    """The queued item's attempts, and how long after its last recorded error it may be retried."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(f"""SELECT q._attempts, extract(epoch FROM q._retry_after - e.recorded)::float8
+            FROM {queue} q, (SELECT max(recorded) AS recorded FROM ai._vectorizer_errors) e""").fetchone()
+
+
+def test_a_failing_item_is_retried_with_growing_backoff_then_parked(db, proxy, st_model):
+    """retry_base_seconds 10, max_attempts 3, ai.http_retries 2: each call makes 1 + 2 requests;
+    the item then waits 10 s, 20 s (base * 2^attempts, computed here by hand); it is not
+    tried before then; after the third failed call it is parked, and retry_failed brings it back."""
+    v = _vectorizer(db, proxy.url, rows=1, max_attempts=3, retry_base_seconds=10)
+    proxy.mode = "500"
+    embeds = lambda: len(proxy.posts("/api/embed"))  # noqa: E731
+
+    _call(db, http_retries=2)
+    assert embeds() == 3
+    attempts, wait = _backoff(db, v.queue)
+    assert attempts == 1 and wait == pytest.approx(10, abs=1)
+    _call(db, http_retries=2)  # not due yet: not tried
+    assert embeds() == 3 and _backoff(db, v.queue)[0] == 1
+
+    with psycopg.connect(db, autocommit=True) as conn:  # the wait is over (as the superuser)
+        conn.execute(f"UPDATE {v.queue} SET _retry_after = now()")
+    _call(db, http_retries=2)
+    assert embeds() == 6
+    attempts, wait = _backoff(db, v.queue)
+    assert attempts == 2 and wait == pytest.approx(20, abs=1)
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f"UPDATE {v.queue} SET _retry_after = now()")
+    _call(db, http_retries=2)
+    assert embeds() == 9
+    with psycopg.connect(db) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {v.queue}").fetchone()[0] == 0
+        assert conn.execute(f"SELECT _attempts FROM {v.failed_queue}").fetchone()[0] == 3
+        assert conn.execute("SELECT failed_items FROM ai.vectorizer_status").fetchone()[0] == 1
+        assert conn.execute("SELECT ai.retry_failed(%s)", (v.name,)).fetchone()[0] == 1
+    proxy.mode = "pass"
+    _call(db)
+    check_exact(db, st_model)
+
+
+def test_a_request_the_server_refuses_as_wrong_is_not_retried(db, proxy):
+    """A 4xx other than 429 means the request is wrong: one request, however many retries."""
+    _vectorizer(db, proxy.url, rows=1)
+    proxy.mode = "reject_key"
+    _call(db, http_retries=3)
+    assert len(proxy.posts("/api/embed")) == 1
+    assert "refused the request" in _errors(db)[0]

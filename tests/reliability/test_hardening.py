@@ -39,7 +39,8 @@ from typing import Callable, Iterator
 import psycopg
 import pytest
 
-from conftest import SERVER_LOG, execute_vectorizer, role_dsn
+from pgweave_testing.database import SERVER_LOG
+from pgweave_testing.helpers import execute_vectorizer, role_dsn
 from pgweave.localdb import free_port
 
 ROLE = "hardened"

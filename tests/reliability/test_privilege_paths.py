@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import APP_OWNER, role_dsn, wait_until
+from pgweave_testing.helpers import APP_OWNER, conn_until, role_dsn
 
 EMB = "embedding => ai.embedding_ollama('all-minilm', 384)"
 
@@ -43,7 +43,7 @@ def _vectorizer(dsn: str, table: str, columns: str = "id int PRIMARY KEY, body t
         conn.execute(f"INSERT INTO app.{table} (id, body) VALUES (1, 'the secret text of {table}')")
         vid = conn.execute(f"""SELECT ai.create_vectorizer('app.{table}'::regclass,
                                loading => ai.loading_column('body'), {EMB})""").fetchone()[0]
-        wait_until(conn, f"SELECT count(*) = 1 FROM app.{table}_embedding_store", 120)
+        conn_until(conn, f"SELECT count(*) = 1 FROM app.{table}_embedding_store", 120)
     return vid
 
 

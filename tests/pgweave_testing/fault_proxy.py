@@ -1,8 +1,10 @@
-"""A fault-injecting HTTP proxy in front of the real model server.
+"""A recording, fault-injecting HTTP proxy in front of the real model server.
 
-Modes: ``pass`` (forward), ``500``, ``429``, ``hang`` (answer after ``hang_seconds``),
+Modes: ``pass`` (forward), ``500``, ``429``, ``hang`` (answer 504 after ``hang_seconds``),
 ``malformed`` (invalid JSON), ``wrong_dims`` (forward, then cut every vector in half),
-``slow`` (forward after ``hang_seconds``), ``reject_key`` (401 echoing the key). Counts what it saw, so tests can report figures.
+``slow`` (forward after ``hang_seconds``), ``reject_key`` (401 echoing the key), ``gate``
+(hold every request until ``release()``, then forward). Every request is recorded in
+``seen`` (method, path, headers, JSON body), so tests can check what was really sent.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+from .helpers import wait_until
+
 
 class FaultProxy:
     """Start with ``FaultProxy(upstream)``; set ``mode``; ``url`` is where clients point."""
@@ -24,7 +28,11 @@ class FaultProxy:
         self.hang_seconds = 5.0
         self.requests = 0
         self.faults = 0
-        self.in_flight = threading.Event()  # set while a forwarded request is being answered
+        self.seen: list[dict] = []
+        self.held = 0  # requests waiting at the gate now
+        self.in_flight = threading.Event()  # set while a slow/hang request is being answered
+        self._gate = threading.Semaphore(0)
+        self._lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,12 +49,8 @@ class FaultProxy:
             def _handle(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length) if length else None
-                proxy.requests += 1
-                mode = proxy.mode
-                if mode in ("500", "429", "malformed", "hang"):
-                    proxy.faults += 1
+                mode = proxy._record(method, self.path, dict(self.headers), payload)
                 if mode == "reject_key":  # what OpenAI does: echo (part of) the key it refused
-                    proxy.faults += 1
                     key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                     body = {"error": {"message": f"Incorrect API key provided: {key}.", "type": "invalid_request_error"}}
                     return self._answer(401, json.dumps(body).encode())
@@ -56,6 +60,12 @@ class FaultProxy:
                     return self._answer(429, b'{"error": "injected rate limit"}')
                 if mode == "malformed":
                     return self._answer(200, b'{"embeddings": [[0.1, 0.2,')
+                if mode == "gate":
+                    with proxy._lock:
+                        proxy.held += 1
+                    proxy._gate.acquire()
+                    with proxy._lock:
+                        proxy.held -= 1
                 if mode in ("hang", "slow"):
                     proxy.in_flight.set()
                     time.sleep(proxy.hang_seconds)
@@ -65,7 +75,6 @@ class FaultProxy:
                                          headers={"Content-Type": "application/json"}, timeout=600)
                 body = response.content
                 if mode == "wrong_dims" and self.path.endswith("/embed"):
-                    proxy.faults += 1
                     data = response.json()
                     data["embeddings"] = [v[: len(v) // 2] for v in data.get("embeddings", [])]
                     body = json.dumps(data).encode()
@@ -84,6 +93,44 @@ class FaultProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def _record(self, method: str, path: str, headers: dict, payload: bytes | None) -> str:
+        """Count and keep one request; return the mode it is answered in."""
+        try:
+            body = json.loads(payload) if payload else None
+        except ValueError:
+            body = payload
+        with self._lock:
+            self.requests += 1
+            mode = self.mode
+            if mode not in ("pass", "slow", "gate"):
+                self.faults += 1
+            self.seen.append({"method": method, "path": path, "mode": mode,
+                              "headers": {k.lower(): v for k, v in headers.items()}, "json": body})
+        return mode
+
+    def posts(self, suffix: str) -> list[dict]:
+        """The recorded POST requests whose path ends with ``suffix``."""
+        with self._lock:
+            return [r for r in self.seen if r["method"] == "POST" and r["path"].endswith(suffix)]
+
+    def wait_held(self, n: int, timeout: float = 60.0, threads=()) -> None:
+        """Wait until ``n`` requests wait at the gate at the same time; a thread of ``threads``
+        that ends meanwhile (it failed, or never reached the model) has its outcome raised."""
+        def check() -> bool:
+            for thread in threads:
+                if not thread.is_alive():
+                    thread.result(0)
+                    raise AssertionError(f"{thread.name} finished before {n} requests were held")
+            return self.held >= n
+        wait_until(check, f"{n} requests held at the gate at once", timeout)
+
+    def release(self, n: int = 1) -> None:
+        """Let ``n`` held (or future gated) requests through."""
+        for _ in range(n):
+            self._gate.release()
+
     def close(self) -> None:
+        """Stop serving; requests still held at the gate are let through first."""
+        self.release(1000)
         self.server.shutdown()
         self.server.server_close()
