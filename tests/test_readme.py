@@ -48,6 +48,7 @@ BLOCKS = {
     "SELECT ai.drop_vectorizer(name, drop_all => true) FROM ai.vectorizer": "undo",
     "-- once, as a superuser: where documents may be read from": "keep",
     "SELECT (s.hit).path, (s.hit).chunk": "keep",
+    "-- pgai's calls, as its documentation writes them": "undo",
     # Python
     "from pgweave import Client, ai": "run",
     "import asyncio": "run",
@@ -58,10 +59,11 @@ BLOCKS = {
     "pip install pgweave": "skip: needs the package index; tests/test_cli.py installs the built wheel",
     "make demo": "skip: the CI runs make test; make demo is run by hand (README tour)",
     "pgweave install postgresql://": "skip: tests/test_install.py and tests/test_cli.py",
-    "pgweave uninstall postgresql://": "skip: tests/test_vectorizer_background.py (uninstall)",
+    "pgweave uninstall postgresql://": "skip: would remove pgweave under the later examples; background_db (tests/conftest.py) uninstalls",
     "pgweave serve --port 11434": "skip: port 11434 may be taken; tests/test_serve.py serves on a free port",
     "pgweave worker --dsn postgresql://… [": "skip: a synopsis; tests/test_worker.py",
     "export PGWEAVE_DSN=": "run",
+    "pgweave migrate-from-pgai postgresql://": "skip: needs a pgai database; tests/test_migrate_from_pgai.py migrates a real one",
     "pgweave eval load blog_queries": "skip: needs a CSV file and run ids; tests/test_eval_cli.py runs each command",
     "docker compose": "skip: no Docker engine here; tests/test_docker.py checks the files",
 }
@@ -85,6 +87,11 @@ CLAIMS = {
          " WHERE s.rank = 1", [("Vacuum",)]),
         ("SELECT (s.hit).title FROM ai.hybrid_search(NULL::blog_embedding, 'notification channel', k => 3) s"
          " WHERE s.rank = 1", [("Listen and notify",)]),
+    ],
+    "-- pgai's calls, as its documentation writes them": [
+        ("SELECT name FROM ai.vectorizer WHERE id = ai._vectorizer_id('public_blog_pgai_store')", [("blog_pgai",)]),
+        ("SELECT count(*) FROM ai.chunk_text_recursively('PostgreSQL keeps the data. pgweave keeps the embeddings.',"
+         " chunk_size => 30, chunk_overlap => 0)", [(2,)]),
     ],
     "CREATE ROLE reader LOGIN;": [  # still as reader
         ("SELECT count(*) FROM ai.semantic_search(NULL::blog_embedding, 'cats purring', k => 5) s"

@@ -6,6 +6,8 @@ the same model, host and dimensions.
 
 from __future__ import annotations
 
+import re
+
 import plpy
 
 from . import ollama, openai
@@ -14,10 +16,12 @@ from .errors import fail
 IMPLEMENTATIONS = ("ollama", "openai")
 
 
+_PREFIX = re.compile(r"^(?:(?:plpy|spiexceptions)\.\w+: )+")
+
+
 def message(exc: BaseException) -> str:
-    """An error's text without PL/Python's class prefix."""
-    text = str(exc) or type(exc).__name__
-    return text[len("plpy.Error: "):] if text.startswith("plpy.Error: ") else text
+    """An error's text without PL/Python's class prefixes (nested calls stack them)."""
+    return _PREFIX.sub("", str(exc) or type(exc).__name__)
 
 
 def embed_request(emb: dict, texts: list[str], vectorizer_name: str) -> list[list[float]]:

@@ -222,10 +222,12 @@ def record_error(vectorizer_id: int, exc: BaseException, items: int) -> str:
                "hint": secrets.redact(hint_of(exc) or "") or None,
                "error_type": type(exc).__name__}
     plpy.execute(plpy.prepare(
-        "INSERT INTO ai._vectorizer_errors (vectorizer_id, message, details) VALUES ($1, $2, $3::jsonb)",
+        "INSERT INTO ai._vectorizer_errors (vectorizer_id, message, details, recorded) "
+        "VALUES ($1, $2, $3::jsonb, pg_catalog.clock_timestamp())",
         ["int", "text", "text"]), [vectorizer_id, text, json.dumps(details)])
     plpy.execute(plpy.prepare(
-        "UPDATE ai._vectorizer_progress SET last_error_at = pg_catalog.now(), last_error = $2 WHERE vectorizer_id = $1",
+        "UPDATE ai._vectorizer_progress SET last_error_at = pg_catalog.clock_timestamp(), last_error = $2 "
+        "WHERE vectorizer_id = $1",
         ["int", "text"]), [vectorizer_id, text])
     return text
 
@@ -247,10 +249,10 @@ def step(vectorizer_id: int, skip: list[int] | None, create_index: bool, runner:
     A vectorizer that cannot even claim returns {"error", "sqlstate", "hint"} after recording
     why, so that the caller commits the record before it raises.
     """
-    if only_if_work and not operation(vectorizer_id, "has_work"):
-        return {"items": 0, "idle": True, "failed": []}
     try:
         with plpy.subtransaction():
+            if only_if_work and not operation(vectorizer_id, "has_work"):
+                return {"items": 0, "idle": True, "failed": []}
             claimed = operation(vectorizer_id, "claim", {"skip": skip or []})
     except Exception as exc:
         if stops(exc):

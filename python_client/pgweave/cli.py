@@ -19,7 +19,7 @@ import psycopg
 import typer
 from rich.markup import escape
 
-from . import __version__, display
+from . import __version__, display, migrate_pgai
 from .client import resolve_dsn  # the CLI's DSN order: --dsn, env, libpq
 from .display import console, count, err_console, print_json
 
@@ -529,6 +529,9 @@ def vectorizers_drop(
         client.drop_vectorizer(name, drop_all=drop_all)
     console.print(f"dropped vectorizer {name}" + ("" if drop_all else " (its store table and view are kept)"),
                   highlight=False)
+
+
+app.command("migrate-from-pgai", epilog=EXIT_CODES)(migrate_pgai.command)
 
 
 @db_app.command("start")

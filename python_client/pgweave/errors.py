@@ -171,9 +171,10 @@ def _class_for(sqlstate: str | None, diag: "psycopg.errors.Diagnostic", message:
         return NotInstalled
     if sqlstate == "42P01":
         return NotFound             # e.g. create_vectorizer('no_such_table')
-    if sqlstate == "57014" and diag.source_function != "ProcessInterrupts":
+    if sqlstate == "57014" and not message.startswith("canceling statement due to"):
         return ModelServerError     # raised by pgweave's code: the model server's timeout; a
-                                    # statement_timeout or a cancel (ProcessInterrupts) stays a DatabaseError
+                                    # statement_timeout or a cancel (PostgreSQL's own message,
+                                    # also when re-raised by a clean-error wrapper) stays a DatabaseError
     if sqlstate.startswith("57P"):
         return ConnectionFailed     # server shutting down, or the backend was terminated
     return _BY_CODE.get(sqlstate) or _BY_CLASS.get(sqlstate[:2]) or DatabaseError

@@ -121,7 +121,7 @@ class VectorizerStatus:
 
 @dataclass(frozen=True)
 class VectorizerError:
-    """One row of ``ai.vectorizer_errors``."""
+    """One row of ``ai.vectorizer_errors`` (``id`` is the vectorizer's, as in pgai)."""
 
     id: int
     vectorizer_id: int
@@ -129,6 +129,7 @@ class VectorizerError:
     recorded: datetime
     message: str
     details: dict | None = None
+    error_id: int | None = None
 
 
 @dataclass(frozen=True)

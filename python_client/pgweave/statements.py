@@ -142,7 +142,7 @@ class Statements:
     def errors(name: str | None, limit: int | None) -> Statement:
         """ai.vectorizer_errors, newest first, of all or of one vectorizer."""
         limit_sql = sql.SQL("LIMIT {}").format(sql.Literal(limit)) if limit else sql.SQL("")
-        order = "ORDER BY e.recorded DESC, e.id DESC {}"
+        order = "ORDER BY e.recorded DESC, e.error_id DESC {}"
         if name is None:
             query = sql.SQL("SELECT * FROM ai.vectorizer_errors e " + order).format(limit_sql)
         else:

@@ -13,6 +13,12 @@ DROP FUNCTION IF EXISTS ai._schedule_vectorizer(int);
 DROP VIEW IF EXISTS ai.vectorizer_status;
 DROP FUNCTION IF EXISTS ai._vectorizer_counts(int);
 DROP FUNCTION IF EXISTS ai._raise_python_error(text, text, text, text);   -- now also keeps the object fields
+-- Signatures and columns that changed for pgai's SQL (60_pgai_compat): recreated by their files.
+DROP VIEW IF EXISTS ai.vectorizer_errors;
+DROP FUNCTION IF EXISTS ai.vectorizer_queue_pending(int, boolean);
+DROP FUNCTION IF EXISTS ai.vectorizer_queue_pending(text, boolean);
+DROP FUNCTION IF EXISTS ai.ollama_list_models(text), ai._ollama_list_models_py(text);
+DROP FUNCTION IF EXISTS ai.ollama_ps(text), ai._ollama_ps_py(text);
 -- create_vectorizer took no parsing argument before documents (21_loading_parsing).
 DROP FUNCTION IF EXISTS ai.create_vectorizer(regclass, text, text, jsonb, jsonb, jsonb, jsonb, jsonb, jsonb,
                                              jsonb, name, name, name, name, name, name, name[], boolean, boolean);

@@ -58,7 +58,8 @@ SELECT ai._python_entry_point('ai._ollama_embed_py(text, text[], text, text, jso
 -- The models an Ollama server has (/api/tags).
 CREATE OR REPLACE FUNCTION ai._ollama_list_models_py(host text DEFAULT NULL)
 RETURNS TABLE (name text, model text, size bigint, digest text, family text,
-               format text, parameter_size text, quantization_level text, modified_at timestamptz)
+               format text, parameter_size text, quantization_level text, modified_at timestamptz,
+               families text[], parent_model text)
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
@@ -66,7 +67,8 @@ pw = GD["pgweave"]
 for m in pw.ollama.list_models(host):
     d = m.get("details") or {}
     yield (m.get("name"), m.get("model"), m.get("size"), m.get("digest"), d.get("family"),
-           d.get("format"), d.get("parameter_size"), d.get("quantization_level"), m.get("modified_at"))
+           d.get("format"), d.get("parameter_size"), d.get("quantization_level"), m.get("modified_at"),
+           d.get("families"), d.get("parent_model"))
 $python$;
 SELECT ai._python_entry_point('ai._ollama_list_models_py(text)', 'ollama_list_models');
 
@@ -74,7 +76,7 @@ SELECT ai._python_entry_point('ai._ollama_list_models_py(text)', 'ollama_list_mo
 CREATE OR REPLACE FUNCTION ai._ollama_ps_py(host text DEFAULT NULL)
 RETURNS TABLE (name text, model text, size bigint, digest text, parent_model text, format text,
                family text, parameter_size text, quantization_level text,
-               expires_at timestamptz, size_vram bigint)
+               expires_at timestamptz, size_vram bigint, families text[])
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
@@ -83,7 +85,7 @@ for m in pw.ollama.running_models(host):
     d = m.get("details") or {}
     yield (m.get("name"), m.get("model"), m.get("size"), m.get("digest"), d.get("parent_model"),
            d.get("format"), d.get("family"), d.get("parameter_size"), d.get("quantization_level"),
-           m.get("expires_at"), m.get("size_vram"))
+           m.get("expires_at"), m.get("size_vram"), d.get("families"))
 $python$;
 SELECT ai._python_entry_point('ai._ollama_ps_py(text)', 'ollama_ps');
 

@@ -42,6 +42,10 @@ BEGIN
             HINT = 'list them with SELECT id, name FROM ai.vectorizer';
     END IF;
     SELECT v.id INTO found_id FROM ai.vectorizer v WHERE v.name = vectorizer_name;
+    IF found_id IS NULL THEN   -- pgai's default name for it: <store schema>_<store table>
+        SELECT min(v.id) INTO found_id FROM ai.vectorizer v
+        WHERE v.target_schema || '_' || v.target_table = vectorizer_name HAVING count(*) = 1;
+    END IF;
     IF found_id IS NULL THEN
         RAISE EXCEPTION 'vectorizer "%" does not exist', vectorizer_name
             USING ERRCODE = '42704', SCHEMA = 'ai', TABLE = 'vectorizer',
@@ -165,7 +169,7 @@ $$;
 CREATE OR REPLACE FUNCTION ai._reserved_column(column_name name) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT column_name IN ('embedding_uuid', 'chunk_seq', 'chunk', 'embedding', 'embedded_md5')
+    SELECT column_name IN ('embedding_uuid', 'chunk_seq', 'chunk', 'embedding', 'embedded_md5', 'loading_retries')
            OR column_name LIKE '\_%'
 $$;
 

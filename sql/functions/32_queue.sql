@@ -14,7 +14,8 @@ AS $$
             _queued_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
             _attempts int NOT NULL DEFAULT 0,
             _retry_after timestamptz,
-            _last_error text
+            _last_error text,
+            loading_retries int GENERATED ALWAYS AS (_attempts) STORED   -- pgai's name for it
         )$q$, ai._qualified(v.queue_schema, v.queue_table), ai._pk_columns(v.source_pk, false)),
         format('CREATE INDEX ON %s (%s)', ai._qualified(v.queue_schema, v.queue_table), ai._pk_list(v.source_pk)),
         format($q$CREATE TABLE %s (
@@ -128,14 +129,17 @@ BEGIN
 END
 $$;
 
--- Items waiting in the queue. exact => false stops counting at 10,000 and estimates beyond.
-CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(vectorizer_id int, exact boolean DEFAULT false) RETURNS bigint
+-- Items waiting in the queue. exact_count => false (pgai's name; exact => is pgweave's earlier
+-- one, and wins when given) stops counting at 10,000 and estimates beyond.
+CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(vectorizer_id int, exact_count boolean DEFAULT false,
+                                                       exact boolean DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    n bigint := ai._queue_rows(vectorizer_id, false, CASE WHEN exact THEN NULL ELSE 10001 END);
+    counted boolean := coalesce(exact, exact_count);
+    n bigint := ai._queue_rows(vectorizer_id, false, CASE WHEN counted THEN NULL ELSE 10001 END);
 BEGIN
-    IF n > 10000 AND NOT exact THEN
+    IF n > 10000 AND NOT counted THEN
         SELECT greatest(n, c.reltuples::bigint) INTO n FROM pg_class c
         WHERE c.oid = (ai._vectorizer(vectorizer_id)).queue_relid;
     END IF;
@@ -143,9 +147,10 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(name text, exact boolean DEFAULT false) RETURNS bigint
+CREATE OR REPLACE FUNCTION ai.vectorizer_queue_pending(name text, exact_count boolean DEFAULT false,
+                                                       exact boolean DEFAULT NULL) RETURNS bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT ai.vectorizer_queue_pending(ai._vectorizer_id(name), exact) $$;
+AS $$ SELECT ai.vectorizer_queue_pending(ai._vectorizer_id(name), exact_count, exact) $$;
 
 -- True for an ordinary, non-partitioned table with no rules: what a superuser-owned
 -- function may count without running code of the table's owner (a rule could turn a

@@ -67,8 +67,8 @@ DECLARE
     batches int := 0;
     err_message text; err_state text; err_detail text; err_hint text; err_schema text; err_table text; err_column text;
 BEGIN
-    COMMIT;   -- fails at once inside a transaction block, before any work
     PERFORM ai._managed_vectorizer(vectorizer_id, 'process it');
+    COMMIT;   -- fails at once inside a transaction block, before any work
     LOOP
         EXIT WHEN max_batches IS NOT NULL AND batches OPERATOR(pg_catalog.>=) max_batches;
         BEGIN

@@ -4,9 +4,9 @@
 -- 1..ai._scheduler.backends, every minute, in whatever database pg_cron lives
 -- (cron.schedule_in_database), and records that here. Each run stays resident for
 -- loop_seconds (a little over a minute, so the next start queues behind it and coverage has
--- no gap) and goes round the vectorizers: for each one in background mode, not disabled,
--- whose processing concurrency admits this slot and that has due items, one batch, least
--- recently served first. A round serves every vectorizer once, so one large backlog never
+-- no gap) and goes round the vectorizers it serves (ai._serves: spread over the slots, more
+-- slots for a higher processing concurrency): for each one in background mode, not disabled,
+-- that has due items, one batch, least recently served first. A round serves every vectorizer once, so one large backlog never
 -- starves the others, and N vectorizers need `backends` connections, not N, nor N of
 -- pg_cron's cron.max_running_jobs. An idle round sleeps poll_interval. The batches run with
 -- each vectorizer's owner's rights (34_engine). A heartbeat in ai._scheduler.last_seen tells
@@ -39,8 +39,7 @@ BEGIN
         FOR vid IN
             SELECT v.id FROM ai.vectorizer v
             LEFT JOIN ai._vectorizer_progress p ON p.vectorizer_id OPERATOR(pg_catalog.=) v.id
-            WHERE ai._in_background(v.config)
-              AND coalesce((v.config->'processing'->>'concurrency')::int, 1) OPERATOR(pg_catalog.>=) slot
+            WHERE ai._in_background(v.config) AND ai._serves(slot, s.backends, v.id, v.config)
             ORDER BY p.last_run_at NULLS FIRST, v.id
         LOOP
             BEGIN
@@ -57,6 +56,16 @@ BEGIN
         END IF;
     END LOOP;
 END
+$$;
+
+-- Whether scheduler slot `slot` (of `backends`) serves a vectorizer: each vectorizer has a home
+-- slot ((id - 1) mod backends), and its processing concurrency n lets the n slots from its home
+-- on serve it too. So the vectorizers spread over the backends, and a big one can take more.
+CREATE OR REPLACE FUNCTION ai._serves(slot int, backends int, vectorizer_id int, config jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ((slot - 1 - (vectorizer_id - 1) % backends + backends) % backends)
+           < least(coalesce((config->'processing'->>'concurrency')::int, 1), backends)
 $$;
 
 -- True for a vectorizer the scheduler serves: background scheduling (the default), not disabled.

@@ -182,7 +182,7 @@ $$;
 -- The store's and view's names: from destination (a view name, 2024 form, or
 -- ai.destination_table(...)'s JSON) and the explicit arguments.
 CREATE OR REPLACE FUNCTION ai._destination_names(src_schema name, src_table name, destination text,
-    INOUT view_schema name, INOUT view_name name, INOUT target_schema name, INOUT target_table name)
+    INOUT view_schema text, INOUT view_name text, INOUT target_schema text, INOUT target_table text)
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -202,8 +202,8 @@ $$;
 
 -- The store's and view's names are usable: not empty, within 63 bytes (the store is named
 -- <view>_store), in a schema that exists, and not taken.
-CREATE OR REPLACE FUNCTION ai._validate_names(destination text, view_schema name, view_name name,
-                                              target_schema name, target_table name) RETURNS void
+CREATE OR REPLACE FUNCTION ai._validate_names(destination text, view_schema text, view_name text,
+                                              target_schema text, target_table text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -62,8 +62,9 @@ CROSS JOIN LATERAL (SELECT coalesce(ai.vectorizer_queue_pending(v.id), 0) AS pen
 CROSS JOIN LATERAL (SELECT CASE WHEN p.backlog_started_at IS NULL AND q.pending > 0 THEN 0   -- a new burst, not begun
                                 ELSE p.items_processed - p.backlog_base END AS done, q.pending) b;
 
--- Errors, newest first, with the vectorizer's name (visible to its owner's members).
+-- Errors with the vectorizer's name (visible to its owner's members). As in pgai, id is the
+-- vectorizer's id (WHERE id = 1); error_id is the error's own.
 CREATE OR REPLACE VIEW ai.vectorizer_errors WITH (security_invoker = true) AS
-SELECT e.id, e.vectorizer_id, v.name, e.recorded, e.message, e.details
+SELECT e.vectorizer_id AS id, e.message, e.details, e.recorded, e.vectorizer_id, v.name, e.id AS error_id
 FROM ai._vectorizer_errors e
 LEFT JOIN ai.vectorizer v ON v.id = e.vectorizer_id;

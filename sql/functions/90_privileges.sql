@@ -35,7 +35,6 @@ $$;
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ai FROM PUBLIC;
 REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA ai FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ai._load_python() TO PUBLIC;   -- each backend loads the code once
 
 -- What a user of pgweave may do, granted to the role pgweave_user (shared by every database
 -- of the cluster; each install grants it this database's functions, so roles granted before

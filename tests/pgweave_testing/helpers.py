@@ -117,7 +117,7 @@ def started(target: Callable[..., Any], *args: Any, **kwargs: Any) -> CheckedThr
     return thread
 
 
-APP_OWNER = "app_owner"   # the non-superuser table owner of the background_db fixture
+APP_OWNER = "bg_owner"   # the non-superuser table owner of the background_db fixture
 
 
 def conn_until(conn: psycopg.Connection, sql: str, timeout: float, params=None) -> Any:

@@ -52,7 +52,7 @@ CASES = [
     ("a view as source", "SELECT ai.create_vectorizer('v'::regclass, loading => ai.loading_column('body'), " + EMB + ")", ("error", "is not a table")),
     ("missing column", VEC + "loading => ai.loading_column('nope'), " + EMB + ")", ("error", "does not exist")),
     ("template names a missing column", VEC + "loading => ai.loading_column('body'), " + EMB + ", formatting => ai.formatting_python_template('$author: $chunk'))", ("error", "unknown column")),
-    ("overlap equal to size is fine", VEC + "name => 'eq', destination => 'eq', loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_recursive_character_text_splitter(100, 100), scheduling => ai.scheduling_none()) > 0", ("value", True)),
+    ("overlap equal to size repeats every chunk", VEC + "name => 'eq', destination => 'eq', loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_recursive_character_text_splitter(100, 100), scheduling => ai.scheduling_none()) > 0", ("error", "half of chunk_size")),
     ("overlap above size", VEC + "loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_recursive_character_text_splitter(100, 101))", ("error", "chunk_overlap")),
     ("zero chunk size", VEC + "loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_character_text_splitter(0, 0))", ("error", "chunk_size positive")),
     ("negative overlap", VEC + "loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_recursive_character_text_splitter(100, -1))", ("error", "chunk_overlap")),
@@ -63,7 +63,10 @@ CASES = [
     ("no column at all", VEC + EMB + ")", ("error", "no column to embed")),
     ("two different columns", VEC + "loading => ai.loading_column('body'), " + EMB + ", chunking => ai.chunking_recursive_character_text_splitter('title'))", ("error", "loading names column")),
     ("zero batch size", VEC + "loading => ai.loading_column('body'), " + EMB + ", processing => ai.processing_default(batch_size => 0))", ("error", "batch_size")),
-    ("cron without pg_cron", VEC + "loading => ai.loading_column('body'), " + EMB + ", scheduling => ai.scheduling_cron())", ("error", "pg_cron")),
+    ("unknown embedding implementation", VEC + "loading => ai.loading_column('body'), embedding => '{\"implementation\": \"x\", \"model\": \"m\", \"dimensions\": 3}'::jsonb)", ("error", "unknown embedding implementation")),
+    ("empty destination", VEC + "loading => ai.loading_column('body'), " + EMB + ", destination => '')", ("error", "must not be empty")),
+    ("destination too long for its store", VEC + "loading => ai.loading_column('body'), " + EMB + ", destination => '" + "v" * 60 + "')", ("error", "longer than PostgreSQL's 63 bytes")),
+    ("NULL vectorizer processed", "CALL ai.execute_vectorizer(NULL::int)", ("error", "must not be NULL")),
     ("destination already exists", VEC + "loading => ai.loading_column('body'), " + EMB + ", destination => 'v')", ("error", "already exists")),
     ("unknown vectorizer dropped", "SELECT ai.drop_vectorizer('nope')", ("error", "does not exist")),
     ("unknown vectorizer retried", "SELECT ai.retry_failed('nope')", ("error", "does not exist")),
@@ -132,7 +135,7 @@ def test_dimension_mismatch_keeps_items_and_says_why(db):
 
 
 def _last_error(conn) -> tuple[str, dict]:
-    return conn.execute("SELECT message, details FROM ai.vectorizer_errors ORDER BY id DESC LIMIT 1").fetchone()
+    return conn.execute("SELECT message, details FROM ai.vectorizer_errors ORDER BY error_id DESC LIMIT 1").fetchone()
 
 
 def test_retyped_source_column_is_refused_and_nothing_changes(db):
@@ -212,11 +215,11 @@ def test_template_column_renamed_beyond_a_template_keeps_writes_and_says_why(db)
         assert "Rename it back" in details["hint"]
         assert conn.execute("SELECT last_error FROM ai.vectorizer_status").fetchone()[0] == message
         assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 2
-        # The pg_cron job's procedure fails at its start the same way, and records it too.
+        # The background scheduler's step fails the same way, and records it too.
         errors = conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0]
         vid = conn.execute("SELECT id FROM ai.vectorizer").fetchone()[0]
-        with pytest.raises(psycopg.errors.UndefinedColumn, match="cannot prepare its statements"):
-            conn.execute("CALL ai._vectorizer_job(%s)", (vid,))
+        step = conn.execute("SELECT ai._engine_step(%s, '{}', true, 'background', true)", (vid,)).fetchone()[0]
+        assert "cannot prepare its statements" in step["error"] and "Rename it back" in step["hint"]
         assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == errors + 1
         conn.execute('ALTER TABLE d RENAME COLUMN "Title Text" TO title')  # renamed back: the items waited
     with psycopg.connect(db, autocommit=True) as conn:
@@ -259,3 +262,17 @@ def test_unreachable_pinned_base_url_names_the_config_not_the_setting(db):
         assert "cannot reach the model server at http://127.0.0.1:9" in message
         assert "pins base_url" in details["hint"] and "ai.ollama_host" not in details["hint"]
         assert conn.execute("SELECT pending_items FROM ai.vectorizer_status").fetchone()[0] == 1
+
+
+def test_a_queue_or_the_primary_key_a_vectorizer_needs_cannot_be_dropped_from_under_it(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE q (id int PRIMARY KEY, body text); INSERT INTO q VALUES (1, 'x')")
+        vid = conn.execute("""SELECT ai.create_vectorizer('q'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), scheduling => ai.scheduling_none())""").fetchone()[0]
+        with pytest.raises(psycopg.errors.DependentObjectsStillExist, match="is the queue of vectorizer") as info:
+            conn.execute(f"DROP TABLE ai._vectorizer_q_{vid}")
+        assert "ai.drop_vectorizer" in info.value.diag.message_hint
+        with pytest.raises(psycopg.errors.DependentObjectsStillExist, match="keys its chunks by the primary key"):
+            conn.execute("ALTER TABLE q DROP CONSTRAINT q_pkey")
+        conn.execute("INSERT INTO q VALUES (2, 'writes to the source go on')")
+        assert conn.execute("SELECT ai.vectorizer_queue_pending(%s)", (vid,)).fetchone()[0] == 2

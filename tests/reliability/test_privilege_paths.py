@@ -1,7 +1,7 @@
 """Privilege boundaries of the execution model, each tried by a role that must not cross it,
 with the background scheduler (a superuser's pg_cron job) running in the same database.
 
-Roles: app_owner owns the source tables (not a superuser); eve is granted ai usage and may
+Roles: bg_owner (APP_OWNER) owns the source tables (not a superuser); eve is granted ai usage and may
 create in schema public; mallory has nothing but CONNECT (and TEMP, as PUBLIC does).
 """
 
@@ -37,7 +37,7 @@ def roles(background_db):
 
 
 def _vectorizer(dsn: str, table: str, columns: str = "id int PRIMARY KEY, body text") -> int:
-    """As app_owner: a table with one row and a vectorizer; returns its id once it is synced."""
+    """As the owner: a table with one row and a vectorizer; returns its id once it is synced."""
     with psycopg.connect(role_dsn(dsn, APP_OWNER), autocommit=True) as conn:
         conn.execute(f"CREATE TABLE app.{table} ({columns})")
         conn.execute(f"INSERT INTO app.{table} (id, body) VALUES (1, 'the secret text of {table}')")
@@ -127,7 +127,7 @@ def test_owner_code_in_the_engines_path_runs_with_the_owners_rights_only(backgro
                     INSERT INTO app.spy_log VALUES (current_user, 'reset role refused');
                 END;
                 BEGIN
-                    EXECUTE 'ALTER ROLE app_owner SUPERUSER';
+                    EXECUTE 'ALTER ROLE bg_owner SUPERUSER';
                 EXCEPTION WHEN OTHERS THEN
                     INSERT INTO app.spy_log VALUES (current_user, 'superuser refused');
                 END;
