@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pgweave-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup stack venv test soak demo stop db-start db-stop db-dsn serve lint bench clean help
+.PHONY: setup stack venv test soak demo demo-docs stop db-start db-stop db-dsn serve lint bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ soak: setup  ## the reliability storm for PGWEAVE_SOAK_SECONDS (default 600) ins
 
 demo: setup  ## the main job: docs corpus, a vectorizer, background sync, search (FULL=1: all pages)
 	$(BIN)/python -m pgweave.demo
+
+demo-docs: setup  ## the demo, then the manual's HTML files vectorized by path (documents)
+	DOCS=1 $(BIN)/python -m pgweave.demo
 
 stop:  ## stop the demo's model server and the local cluster
 	-@test -f .pgweave/serve.pid && kill $$(cat .pgweave/serve.pid) 2>/dev/null; rm -f .pgweave/serve.pid .pgweave/serve.url

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the native pgweave stack on Debian 12: PostgreSQL 15 with plpython3u,
-# pg_cron and pgvector 0.8.0 (built from Debian trixie's source package).
+# pg_cron and pgvector 0.8.0 (built from Debian trixie's source package), and the document
+# parsers the in-database Python uses (pypdf, Beautiful Soup, python-docx).
 # The same script runs in `make setup` and in docker/Dockerfile.postgres.
 # Idempotent: every step checks first, so a second run takes a second.
 set -euo pipefail
@@ -33,7 +34,7 @@ missing_packages() {
 
 PACKAGES=(
     "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-plpython3-${PG_MAJOR}"
-    "postgresql-${PG_MAJOR}-cron" python3-requests python3-venv postgresql-doc-${PG_MAJOR} build-essential dpkg-dev ca-certificates
+    "postgresql-${PG_MAJOR}-cron" python3-requests python3-pypdf python3-bs4 python3-docx python3-venv postgresql-doc-${PG_MAJOR} build-essential dpkg-dev ca-certificates
 )
 mapfile -t MISSING < <(missing_packages "${PACKAGES[@]}")
 if [ "${#MISSING[@]}" -gt 0 ]; then

@@ -46,6 +46,8 @@ BLOCKS = {
         "skip: pg_cron's own table, in the pg_cron database (tests/test_vectorizer_background.py)",
     "ALTER TABLE blog RENAME COLUMN contents TO body;": "undo",
     "SELECT ai.drop_vectorizer(name, drop_all => true) FROM ai.vectorizer": "undo",
+    "-- once, as a superuser: where documents may be read from": "keep",
+    "SELECT (s.hit).path, (s.hit).chunk": "keep",
     "-- pgai's calls, as its documentation writes them": "undo",
     "-- in place: nothing is embedded again": "keep",
     "SELECT ai.drop_vectorizer('blog_contents_embeddings');": "undo",
@@ -78,6 +80,14 @@ CLAIMS = {
          "WHERE name = 'blog_embedding'", [("20", "all-minilm")]),
         ("SELECT count(*) FROM ai.vectorizer WHERE generation_of IS NOT NULL", [(0,)]),
     ],
+    "SELECT (s.hit).path, (s.hit).chunk": [
+        ("SELECT (s.hit).path, split_part((s.hit).chunk, E'\\n', 1) FROM ai.semantic_search("
+         "NULL::manual_embedding, 'how do I reclaim disk space?', k => 1) s",
+         [("/usr/share/doc/postgresql-doc-15/html/sql-vacuum.html", "(section: Description)")]),
+        ("SELECT chunk FROM notes_embedding",
+         [("(section: Autovacuum)\n# Autovacuum\n\nThe autovacuum launcher starts workers that vacuum "
+           "tables in the background.",)]),
+    ],
     "ALTER TABLE blog RENAME COLUMN contents TO body;": [
         ("SELECT config->'loading'->>'column_name' FROM ai.vectorizer WHERE name = 'blog_embedding'", [("body",)]),
         ("SELECT count(*) FROM blog_embedding WHERE body IS NOT NULL", [(4,)]),
@@ -104,6 +114,12 @@ CLAIMS = {
     ],
 }
 
+
+# The vectorizers drained (CALL ai.execute_vectorizer) after the block starting with the key.
+DRAINED_AFTER = {
+    "CREATE TABLE blog": ("blog_embedding", "blog_contents_embeddings"),
+    "-- once, as a superuser: where documents may be read from": ("manual_embedding", "notes_embedding"),
+}
 
 # Printed by the block starting with the key.
 PRINTS = {
@@ -194,10 +210,10 @@ def test_the_readme_examples_run_as_written(db, named_models_url, tmp_path, monk
 def run_sql(conn: psycopg.Connection, key: str, kind: str, sql: str, block: str) -> None:
     try:
         conn.execute(sql)
-        if key == "CREATE TABLE blog":  # what the background job does in a pg_cron database
+        if key in DRAINED_AFTER:  # what the background job does in a pg_cron database
             conn.commit()
             conn.autocommit = True
-            for name in ("blog_embedding", "blog_contents_embeddings"):
+            for name in DRAINED_AFTER[key]:
                 conn.execute("CALL ai.execute_vectorizer(%s)", (name,))
             conn.autocommit = False
         for query, expected in CLAIMS.get(key, []):

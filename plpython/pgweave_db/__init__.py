@@ -8,6 +8,7 @@ version installed in it. Modules, in the order a row travels:
   hosts and limits;
 - ``http``: one pooled, retrying HTTP session per backend; interruptible, bounded requests;
 - ``ollama``, ``openai``: model providers;
+- ``loading``, ``parsing``: a row's document (bytea, file or URL) as cited text parts;
 - ``chunking``, ``formatting``: what a row becomes before it is embedded;
 - ``engine``: claim, load, chunk, format, embed, store: the vectorizer batch;
 - ``search``: the parts of a search statement (the statements are SQL, 50_search.sql);

@@ -30,15 +30,15 @@ from dataclasses import asdict, dataclass
 
 import plpy
 
-from . import catalog, chunking, formatting, secrets, statements
+from . import catalog, chunking, formatting, loading, secrets, statements
 from .catalog import Vectorizer
 from .embedding import embed_texts, message
 from .errors import fail, hint_of
 from .vectors import to_pgvector
 
-# Failures of the request itself (bad input) are isolated per item; others (server down,
-# timeouts, server errors) are recorded once for the whole batch.
-_INPUT_ERROR_STATES = {"22023", "22000", "22004", "22001"}
+# Failures of the request itself (bad input, a row's unusable document) are isolated per item;
+# others (server down, timeouts, server errors) are recorded once for the whole batch.
+_INPUT_ERROR_STATES = {"22023", "22000", "22004", "22001", "22P03", "54000", "58P01", "58030"}
 # A cancel, a statement timeout or a shutdown stops the engine: never recorded, never retried.
 _STOP_STATES = {"57014", "57P01", "57P02", "57P03"}
 _OPCLASSES = ("vector_cosine_ops", "vector_l2_ops", "vector_ip_ops", "vector_l1_ops")
@@ -70,7 +70,7 @@ def run_op(vectorizer_id: int, op: str, args_json: str | None) -> str:
     if op == "fail":
         plpy.execute(st.back_off, [args["ids"], args["message"],
                                    float(vz.processing.get("retry_base_seconds", 2))])
-        plpy.execute(st.park, [args["ids"], int(vz.processing.get("max_attempts", 6))])
+        plpy.execute(st.park, [args["ids"], 1 if args.get("park_now") else int(vz.processing.get("max_attempts", 6))])
         return "{}"
     if op == "has_work":
         return json.dumps(plpy.execute(st.has_work)[0]["yes"])
@@ -112,8 +112,9 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
             wanted[key] = []  # the row is gone: so are its chunks
             continue
         fields = json.loads(row["fields"]) if row["fields"] else {}
-        try:
-            pieces = chunking.chunk(vz.config["chunking"], row["content"])
+        try:  # a document becomes parts (pages, sections), each chunked and cited on its own
+            pieces = [loading.cite(where, piece) for where, text in loading.document(vz, row["content"])
+                      for piece in chunking.chunk(vz.config["chunking"], text)]
         except ValueError as exc:
             fail(f"vectorizer {vz.name!r}: {exc}", sqlstate="22023",
                  hint="fix the chunking config (recreate the vectorizer)")
@@ -318,8 +319,9 @@ def _take_over(vectorizer_id: int) -> None:
 def _fail(vectorizer_id: int, ids: list[int], exc: BaseException) -> None:
     """Record the error, back the items off, and park the exhausted ones."""
     text = record_error(vectorizer_id, exc, len(ids))
-    if ids:
-        operation(vectorizer_id, "fail", {"ids": ids, "message": text})
+    if ids:  # a document no retry can fix (corrupt, over a limit) is parked at once
+        operation(vectorizer_id, "fail", {"ids": ids, "message": text,
+                                          "park_now": getattr(exc, "sqlstate", None) in loading.PARK_NOW})
 
 
 def _isolate(vectorizer_id: int, ids: list[int], runner: str) -> int:

@@ -60,10 +60,11 @@ def session(retries: int) -> requests.Session:
 
 @dataclass
 class Reply:
-    """A model server's answer: status, reason and the body (read up to the size limit)."""
+    """A server's answer: status, reason, the body (read up to the size limit) and its type."""
     status_code: int
     reason: str
     content: bytes
+    content_type: str | None = None
 
     @property
     def text(self) -> str:
@@ -89,7 +90,8 @@ def _fetch(method: str, url: str, json: Any, headers: dict | None, timeout: floa
             body += piece
             if len(body) > max_bytes:
                 raise _TooLarge(len(body))
-        return Reply(response.status_code, str(response.reason or ""), bytes(body))
+        return Reply(response.status_code, str(response.reason or ""), bytes(body),
+                     response.headers.get("Content-Type"))
 
 
 def _check_for_interrupts() -> None:
@@ -134,6 +136,21 @@ def _in_thread(deadline_seconds: float, work, *args) -> Any:
     return outcome["value"]
 
 
+def _deadline(socket_timeout: float, retries: int) -> float:
+    """How long a whole request may take: every attempt the timeout, plus urllib3's backoff."""
+    return socket_timeout * (retries + 1) + sum(min(120.0, _BACKOFF * 2 ** n) for n in range(retries))
+
+
+TooLarge, GaveUp = _TooLarge, _GaveUp  # what download raises, besides requests' exceptions
+check_for_interrupts = _check_for_interrupts  # for other waits of a backend (parsing a document)
+
+
+def download(url: str, *, timeout: float, max_bytes: int, retries: int) -> Reply:
+    """GET a document (ai.loading_uri): no redirects, at most max_bytes, retried like a model
+    call, stopped by a cancel. The caller checks the URL and says what a failure means."""
+    return _in_thread(_deadline(timeout, retries), _fetch, "GET", url, None, None, timeout, max_bytes, retries)
+
+
 def request(method: str, url: str, *, json: Any = None, headers: dict | None = None,
             unreachable_hint: str, quick: bool = False) -> Reply:
     """Send one request to an allowed host; turn transport failures into errors with a hint.
@@ -148,8 +165,7 @@ def request(method: str, url: str, *, json: Any = None, headers: dict | None = N
     socket_timeout = timeout if left is None else min(timeout, left + 1.0)
     max_bytes = int(settings.limit("max_reply_bytes"))
     retries = 0 if quick else settings.retries()
-    # Every attempt may take the timeout, plus urllib3's backoff between attempts.
-    deadline = socket_timeout * (retries + 1) + sum(min(120.0, _BACKOFF * 2 ** n) for n in range(retries))
+    deadline = _deadline(socket_timeout, retries)
     try:
         return _in_thread(deadline, _fetch, method, url, json, headers, socket_timeout, max_bytes, retries)
     except _GaveUp:

@@ -56,6 +56,16 @@ def for_vectorizer(vz: Vectorizer) -> Statements:
     return _CACHE[key]
 
 
+def _is_bytea(source: str, column: str) -> bool:
+    """Whether a source column is bytea (or a domain over it)."""
+    rows = plpy.execute(plpy.prepare("""
+        SELECT 'pg_catalog.bytea'::pg_catalog.regtype OPERATOR(pg_catalog.=) ANY(ARRAY[t.oid, t.typbasetype]) AS yes
+        FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+        WHERE a.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND a.attname OPERATOR(pg_catalog.=) $2""",
+        ["text", "name"]), [source, column])
+    return bool(rows) and rows[0]["yes"]
+
+
 def build(vz: Vectorizer) -> Statements:
     """Prepare every statement for one vectorizer."""
     pk = vz.pk
@@ -78,6 +88,9 @@ def build(vz: Vectorizer) -> Statements:
     fields = ", ".join(f"{plpy.quote_literal(c)}, s.{_q(c)}::pg_catalog.text"
                        for c in (vz.config.get("formatting") or {}).get("columns", []))
     column = _q(vz.config["loading"]["column_name"])
+    # A bytea document is read as bytes (parsed by the engine); anything else as text.
+    content = f"s.{column}" if _is_bytea(vz.source, vz.config["loading"]["column_name"]) else f"s.{column}::pg_catalog.text"
+
     vector_schema = plpy.execute("""
         SELECT n.nspname FROM pg_catalog.pg_extension e
         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
@@ -99,7 +112,7 @@ def build(vz: Vectorizer) -> Statements:
             FOR UPDATE OF q SKIP LOCKED""", ["text", "bigint[]"]),
         has_work=plpy.prepare(f"SELECT EXISTS (SELECT 1 FROM {vz.queue} q WHERE {due}) AS yes"),
         read_source=plpy.prepare(f"""
-            SELECT {key_of('s')}::pg_catalog.text AS key, s.{column}::pg_catalog.text AS content,
+            SELECT {key_of('s')}::pg_catalog.text AS key, {content} AS content,
                    pg_catalog.jsonb_build_object({fields})::pg_catalog.text AS fields
             FROM {vz.source} s JOIN {keys} k ON {join('s', 'k')}""", ["text"]),
         read_store=plpy.prepare(f"""

@@ -146,7 +146,8 @@ class Client:
 
     def create_vectorizer(
         self, source: str, *, name: str | None = None, destination: str | SqlCall | None = None,
-        loading: ConfigValue | None = None, embedding: ConfigValue | None = None,
+        loading: ConfigValue | None = None, parsing: ConfigValue | None = None,
+        embedding: ConfigValue | None = None,
         chunking: ConfigValue | None = None, formatting: ConfigValue | None = None,
         indexing: ConfigValue | None = None, scheduling: ConfigValue | None = None,
         processing: ConfigValue | None = None, target_schema: str | None = None,
@@ -161,7 +162,7 @@ class Client:
         e.g. from :meth:`Vectorizer.definition`). Returns the vectorizer id.
         """
         return self._run(_S.create_vectorizer(source, _create_kwargs(
-            name=name, destination=destination, loading=loading, embedding=embedding,
+            name=name, destination=destination, loading=loading, parsing=parsing, embedding=embedding,
             chunking=chunking, formatting=formatting, indexing=indexing, scheduling=scheduling,
             processing=processing, target_schema=target_schema, target_table=target_table,
             view_schema=view_schema, view_name=view_name, queue_schema=queue_schema,
@@ -332,7 +333,8 @@ class AsyncClient:
 
     async def create_vectorizer(
         self, source: str, *, name: str | None = None, destination: str | SqlCall | None = None,
-        loading: ConfigValue | None = None, embedding: ConfigValue | None = None,
+        loading: ConfigValue | None = None, parsing: ConfigValue | None = None,
+        embedding: ConfigValue | None = None,
         chunking: ConfigValue | None = None, formatting: ConfigValue | None = None,
         indexing: ConfigValue | None = None, scheduling: ConfigValue | None = None,
         processing: ConfigValue | None = None, target_schema: str | None = None,
@@ -343,7 +345,7 @@ class AsyncClient:
     ) -> int:
         """``ai.create_vectorizer``: see :meth:`Client.create_vectorizer`."""
         return await self._run(_S.create_vectorizer(source, _create_kwargs(
-            name=name, destination=destination, loading=loading, embedding=embedding,
+            name=name, destination=destination, loading=loading, parsing=parsing, embedding=embedding,
             chunking=chunking, formatting=formatting, indexing=indexing, scheduling=scheduling,
             processing=processing, target_schema=target_schema, target_table=target_table,
             view_schema=view_schema, view_name=view_name, queue_schema=queue_schema,

@@ -3,7 +3,8 @@
 Starts the project-local PostgreSQL and a model server (or uses a real Ollama at
 $OLLAMA_HOST), loads the PostgreSQL documentation, declares a vectorizer with one SQL call,
 shows the background processing drain the backfill, answers questions with semantic and
-hybrid search, shows a new page searchable within seconds, and prints the status.
+hybrid search, shows a new page searchable within seconds, and prints the status. With DOCS=1 (`make
+demo-docs`) it also vectorizes the manual's HTML files by path (ai.loading_uri, ai.parsing_auto).
 """
 
 from __future__ import annotations
@@ -134,6 +135,33 @@ def _show(title: str, rows: list[tuple]) -> None:
         console.print(f"  {rank}. [cyan]{page_title}[/]  ({score:.3f})  {snippet}…")
 
 
+def _documents(conn: psycopg.Connection, dsn: str, full: bool) -> None:
+    """`make demo-docs`: the manual's HTML files themselves, by path, parsed in the database."""
+    from .corpus import DOCS_DIR
+
+    paths = sorted(str(p) for p in DOCS_DIR.glob("*.html") if full or p.name.startswith("sql-"))
+    conn.execute("INSERT INTO ai._document_source (location) VALUES (%s) ON CONFLICT DO NOTHING", (str(DOCS_DIR),))
+    conn.execute("DROP TABLE IF EXISTS pg_doc_files CASCADE")
+    conn.execute("CREATE TABLE pg_doc_files (path text PRIMARY KEY)")
+    with conn.cursor().copy("COPY pg_doc_files (path) FROM STDIN") as copy:
+        for path in paths:
+            copy.write_row((path,))
+    sql = """SELECT ai.create_vectorizer('pg_doc_files'::regclass,
+    loading   => ai.loading_uri('path'),
+    parsing   => ai.parsing_auto(),
+    embedding => ai.embedding_ollama('all-minilm', 384),
+    chunking  => ai.chunking_recursive_character_text_splitter(1000, 100),
+    processing => ai.processing_default(batch_size => 10))"""
+    console.print(f"\n[bold]-- {len(paths)} files of {DOCS_DIR}, allowed in ai._document_source\n{sql};[/]")
+    conn.execute(sql)
+    with Client.connect(dsn) as client, ProgressBoard(console) as board:
+        client.wait("pg_doc_files_embedding", on_progress=board.show)
+    rows = conn.execute("""SELECT s.rank, s.distance, (s.hit).path, (s.hit).chunk
+                           FROM ai.semantic_search(NULL::pg_doc_files_embedding, %s, k => 3) s""",
+                        (QUESTIONS[1],)).fetchall()
+    _show(f"documents, cited by section: {QUESTIONS[1]}", [(r, d, Path(p).name, c) for r, d, p, c in rows])
+
+
 def main() -> None:
     """Run the demo and print what each step did."""
     full = os.environ.get("FULL") == "1"
@@ -194,6 +222,8 @@ def main() -> None:
                                     'keep embeddings in sync inside the database', k => 1) s""").fetchall()
         _show(f"a new page, searchable {fresh:.2f} s after its INSERT committed", rows)
         print_ndcg_table(conn, console, "pg_docs_embedding", "manual_queries")
+        if os.environ.get("DOCS") == "1":
+            _documents(conn, dsn, full)
 
     console.print("\n[bold]pgweave status[/]")
     subprocess.run([sys.executable, "-m", "pgweave", "status", "--dsn", dsn], check=False)

@@ -19,7 +19,7 @@ __all__ = ["Vectorizer", "VectorizerStatus", "VectorizerError", "SyncProgress", 
 T = TypeVar("T")
 
 # Parts of a vectorizer's config that create_vectorizer takes back as arguments.
-CONFIG_PARTS = ("loading", "embedding", "chunking", "formatting", "indexing", "scheduling", "processing")
+CONFIG_PARTS = ("loading", "parsing", "embedding", "chunking", "formatting", "indexing", "scheduling", "processing")
 
 
 def from_row(cls: type[T], row: Mapping[str, Any]) -> T:

@@ -19,3 +19,6 @@ DROP FUNCTION IF EXISTS ai.vectorizer_queue_pending(int, boolean);
 DROP FUNCTION IF EXISTS ai.vectorizer_queue_pending(text, boolean);
 DROP FUNCTION IF EXISTS ai.ollama_list_models(text), ai._ollama_list_models_py(text);
 DROP FUNCTION IF EXISTS ai.ollama_ps(text), ai._ollama_ps_py(text);
+-- create_vectorizer took no parsing argument before documents (21_loading_parsing).
+DROP FUNCTION IF EXISTS ai.create_vectorizer(regclass, text, text, jsonb, jsonb, jsonb, jsonb, jsonb, jsonb,
+                                             jsonb, name, name, name, name, name, name, name[], boolean, boolean);

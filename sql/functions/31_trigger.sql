@@ -26,6 +26,11 @@ BEGIN
                 ELSE 'pg_catalog.to_jsonb(OLD) IS DISTINCT FROM pg_catalog.to_jsonb(NEW)' END
     INTO watched
     FROM unnest(ai._embedded_columns(v.config)) c;
+    -- A document named by a path or URL lives outside the row: any UPDATE of the row (even
+    -- SET path = path) is how a user says the file changed (unchanged chunks are reused).
+    IF v.config->'loading'->>'implementation' = 'uri' THEN
+        watched := 'true';
+    END IF;
     EXECUTE format($fmt$
         CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp

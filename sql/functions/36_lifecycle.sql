@@ -240,6 +240,7 @@ CREATE OR REPLACE FUNCTION ai.create_vectorizer(
     name text DEFAULT NULL,
     destination text DEFAULT NULL,
     loading jsonb DEFAULT NULL,
+    parsing jsonb DEFAULT NULL,
     embedding jsonb DEFAULT NULL,
     chunking jsonb DEFAULT NULL,
     formatting jsonb DEFAULT NULL,
@@ -277,6 +278,7 @@ BEGIN
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source;
     chunking := coalesce(chunking, ai.chunking_recursive_character_text_splitter());
     loading := ai._validate_loading(source, loading, chunking);
+    parsing := ai._validate_parsing(source, loading, parsing);
     chunking := ai._validate_chunking(chunking);
     formatting := ai._validate_formatting(source, coalesce(formatting, ai.formatting_python_template()));
     indexing := coalesce(indexing, ai.indexing_default());
@@ -311,7 +313,8 @@ BEGIN
     queue_schema := coalesce(queue_schema, 'ai');
     queue_table := CASE WHEN queue_schema = 'ai' THEN '_vectorizer_q_' || vid
                         ELSE coalesce(queue_table, '_vectorizer_q_' || vid) END;
-    config := jsonb_build_object('version', ai.pgweave_version(), 'loading', loading, 'embedding', embedding,
+    config := jsonb_build_object('version', ai.pgweave_version(), 'loading', loading, 'parsing', parsing,
+        'embedding', embedding,
         'chunking', chunking, 'formatting', formatting, 'indexing', indexing,
         'scheduling', scheduling, 'processing', processing);
 
