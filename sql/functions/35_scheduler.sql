@@ -42,6 +42,10 @@ BEGIN
             WHERE ai._in_background(v.config) AND ai._serves(slot, s.backends, v.id, v.config)
             ORDER BY p.last_run_at NULLS FIRST, v.id
         LOOP
+            IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) beat OPERATOR(pg_catalog.>) interval '5 seconds' THEN
+                UPDATE ai._scheduler SET last_seen = pg_catalog.now();   -- also between long batches
+                beat := pg_catalog.clock_timestamp();
+            END IF;
             BEGIN
                 r := ai._engine_step(vid, '{}', true, 'background', only_if_work => true);
                 worked := worked OPERATOR(pg_catalog.+) coalesce((r->>'items')::bigint, 0);
@@ -102,7 +106,7 @@ BEGIN
                || v.id || ')';
     END IF;
     SELECT * INTO s FROM ai._scheduler;
-    IF s.last_seen > now() - interval '2 minutes' THEN
+    IF s.last_seen > now() - interval '5 minutes' THEN   -- a heartbeat between batches; one batch may be long
         RETURN 'background';
     END IF;
     IF w.worker IS NOT NULL THEN
