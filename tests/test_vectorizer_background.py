@@ -42,7 +42,7 @@ def test_an_owner_gets_background_sync_for_twenty_vectorizers_on_two_backends(ba
         for i in range(VECTORIZERS):
             conn.execute(f"INSERT INTO app.bg_{i} VALUES (2, 'a new row of table {i}')")
         conn_until(conn, "SELECT " + _count_chunks_sql(VECTORIZERS, 2), 60)
-        mine = "FROM ai.vectorizer_status WHERE name LIKE 'bg\\_%%'"
+        mine = "FROM ai.vectorizer_status WHERE name ~ '^bg_[0-9]+_embedding$'"
         assert {r[0] for r in conn.execute(f"SELECT processed_by {mine}")} == {"background"}
         assert conn.execute(f"SELECT count(*) {mine} AND last_run_by = 'background'").fetchone()[0] == VECTORIZERS
     with psycopg.connect(background_db) as conn:

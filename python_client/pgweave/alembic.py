@@ -249,7 +249,8 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
 # The configurations ai.create_vectorizer takes when an argument is left out.
 DEFAULTS_QUERY = """SELECT ai.chunking_recursive_character_text_splitter() AS chunking,
     ai.formatting_python_template() AS formatting, ai.indexing_default() AS indexing,
-    ai.scheduling_default() AS scheduling, ai.processing_default() AS processing"""
+    ai.scheduling_default() AS scheduling, ai.processing_default() AS processing,
+    ai.parsing_auto() AS parsing"""
 
 
 def minimal_definition(definition: dict[str, Any], defaults: dict[str, Any],
@@ -270,7 +271,7 @@ def minimal_definition(definition: dict[str, Any], defaults: dict[str, Any],
     formatting = {k: v for k, v in (out.get("formatting") or {}).items() if k != "columns"}
     if "formatting" in out:
         out["formatting"] = formatting
-    for part in ("chunking", "formatting", "indexing", "processing"):
+    for part in ("parsing", "chunking", "formatting", "indexing", "processing"):
         if part in out and out[part] == defaults.get(part):
             out.pop(part)
     if not keep_scheduling or out.get("scheduling") == defaults.get("scheduling"):
