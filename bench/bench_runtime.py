@@ -149,7 +149,7 @@ def main() -> None:
     for runtime in ("fp32", "bf16", "int8"):
         model = ServedModel(entry.name, path, "embedding", runtime=runtime)
         model.ensure_loaded()
-        runners[f"torch {runtime}" + (" (default)" if runtime == "bf16" and cpu_has_bf16() else "")] = (
+        runners[f"torch {runtime}" + (" (default)" if runtime == "fp32" else "")] = (
             lambda batch, m=model: m.embed(batch)[0])
     fp32_model = ServedModel(entry.name, path, "embedding", runtime="fp32")
     for quantize in (False, True):

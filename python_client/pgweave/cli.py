@@ -155,16 +155,21 @@ def serve(
     generate_model_dir: Annotated[Optional[list[str]], typer.Option(
         "--generate-model-dir", help="transformers causal-LM directory to serve for /api/generate, "
         "/api/chat and /v1/chat/completions, as PATH or NAME=PATH")] = None,
+    runtime: Annotated[Optional[str], typer.Option(
+        help="embedding runtime: auto (bf16 where the CPU has it natively, else fp32), fp32, bf16, "
+             "or int8 (faster, changes the vectors); default $PGWEAVE_RUNTIME or auto")] = None,
+    models_home: Annotated[Optional[str], typer.Option(
+        help="folder of pulled models (default $PGWEAVE_MODELS or ~/.cache/pgweave/models)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
-    """Run the local Ollama-compatible model server (serves all-minilm offline)."""
+    """Run the local Ollama-compatible model server (all-minilm offline; pulled models too)."""
     try:
         from .serve import run
     except ImportError as exc:
         _fail(f"the model server needs the serve extra ({exc.name} is missing): "
               "pip install torch==2.13.0 'pgweave[serve]'")
     run(host=host, port=port, model_dirs=model_dir or [], generate_dirs=generate_model_dir or [],
-        log_level=log_level)
+        log_level=log_level, runtime=runtime, models_home=models_home)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
