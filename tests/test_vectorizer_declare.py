@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import psycopg
 import pytest
 
-from pgweave_testing.helpers import execute_vectorizer, role_dsn
+from pgweave_testing.helpers import execute_vectorizer, role_dsn, vec
 
 BLOG = """
 CREATE TABLE blog (id int PRIMARY KEY, title text NOT NULL, contents text);
@@ -252,7 +253,8 @@ def test_a_doubled_dollar_in_a_template_is_a_literal_dollar_in_sql_and_python(db
         embedded = conn.execute("SELECT embedding FROM blog_embedding_store WHERE id = 1").fetchone()[0]
         expected = conn.execute("SELECT ai.ollama_embed('all-minilm', 'costs $5: $title ' || contents) FROM blog WHERE id = 1"
                                 ).fetchone()[0]
-    assert embedded == expected
+    a, b = vec(embedded), vec(expected)   # a batch and a single request differ in the last bits
+    assert float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) > 0.9999
 
 
 @pytest.mark.parametrize("arg, error", [

@@ -9,8 +9,13 @@ version installed in it. Modules, in the order a row travels:
 - ``http``: one pooled, retrying HTTP session per backend; interruptible, bounded requests;
 - ``ollama``, ``openai``: model providers;
 - ``loading``, ``parsing``: a row's document (bytea, file or URL) as cited text parts;
+- ``catalog``: a vectorizer's catalog row, read once; ``statements``: every statement the engine
+  runs on its tables (the one place identifiers meet SQL);
+- ``queue``: claim a batch, back off and park failed items;
 - ``chunking``, ``formatting``: what a row becomes before it is embedded;
-- ``engine``: claim, load, chunk, format, embed, store: the vectorizer batch;
+- ``embedding``: the one provider dispatch (chunks and search queries alike);
+- ``store``: read and replace a key's chunks, reuse embeddings, the vector index;
+- ``engine``: the batch (claim, load, chunk, format, embed, store) and its drivers;
 - ``search``: the parts of a search statement (the statements are SQL, 50_search.sql);
 - ``query_cache``: a search query's embedding, cached; ``rag``: RAG's prompt and answer;
 - ``evaluation``: retrieval and RAG quality metrics, runs and comparisons;

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 
 import plpy
 
-from . import catalog, chunking, formatting, loading, secrets, statements
+from . import catalog, chunking, formatting, loading, queue, secrets, statements, store
 from .catalog import Vectorizer
 from .embedding import embed_texts, message
 from .errors import fail, hint_of
@@ -41,7 +41,6 @@ from .vectors import to_pgvector
 _INPUT_ERROR_STATES = {"22023", "22000", "22004", "22001", "22P03", "54000", "58P01", "58030"}
 # A cancel, a statement timeout or a shutdown stops the engine: never recorded, never retried.
 _STOP_STATES = {"57014", "57P01", "57P02", "57P03"}
-_OPCLASSES = ("vector_cosine_ops", "vector_l2_ops", "vector_ip_ops", "vector_l1_ops")
 
 
 @dataclass
@@ -64,45 +63,26 @@ def run_op(vectorizer_id: int, op: str, args_json: str | None) -> str:
     args = json.loads(args_json) if args_json else {}
     st = statements.for_vectorizer(vz)
     if op == "claim":
-        return json.dumps(claim(vz, st, args))
+        return json.dumps(queue.claim(vz, st, args))
     if op == "process":
         return json.dumps(asdict(process(vz, st, args["ids"], args["keys"])))
     if op == "fail":
-        plpy.execute(st.back_off, [args["ids"], args["message"],
-                                   float(vz.processing.get("retry_base_seconds", 2))])
-        plpy.execute(st.park, [args["ids"], 1 if args.get("park_now") else int(vz.processing.get("max_attempts", 6))])
+        queue.back_off(vz, st, args["ids"], args["message"], bool(args.get("park_now")))
         return "{}"
     if op == "has_work":
-        return json.dumps(plpy.execute(st.has_work)[0]["yes"])
+        return json.dumps(queue.has_work(st))
     if op == "index":
-        return json.dumps(maybe_create_index(vz, st))
+        return json.dumps(store.maybe_create_index(vz, st))
     if op == "enqueue_all":
-        return json.dumps(plpy.execute(st.enqueue_all).nrows())
+        return json.dumps(queue.enqueue_all(st))
     fail(f"unknown engine operation {op!r}", sqlstate="22023")
-
-
-def claim(vz: Vectorizer, st: statements.Statements, args: dict) -> dict:
-    """Claim a batch: {"ids": every claimed item, "keys": the picked items' keys}."""
-    skip = args.get("skip") or []
-    if args.get("only") is not None:
-        picked = plpy.execute(st.claim_ids, [args["only"]])
-    else:
-        picked = plpy.execute(st.claim, [int(vz.processing.get("batch_size", 50)), skip])
-    if not picked:
-        return {"ids": [], "keys": []}
-    keys = sorted({r["key"] for r in picked})
-    ids = {r["id"] for r in picked}
-    ids.update(r["id"] for r in plpy.execute(st.claim_same_keys, ["[" + ",".join(keys) + "]", skip]))
-    return {"ids": sorted(ids), "keys": keys}
 
 
 def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: list[str]) -> BatchResult:
     """Load, chunk, format, embed and store the claimed keys; delete the claimed items."""
     keys_json = "[" + ",".join(keys) + "]"
     sources = {r["key"]: r for r in plpy.execute(st.read_source, [keys_json])}
-    stored: dict[str, list[dict]] = {}
-    for r in plpy.execute(st.read_store, [keys_json]):
-        stored.setdefault(r["key"], []).append(r)
+    stored = store.read(st, keys_json)
 
     result = BatchResult(items=len(ids))
     wanted: dict[str, list[tuple[int, str, str]]] = {}  # key -> [(seq, chunk, formatted)]
@@ -123,9 +103,7 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
 
     # Reuse the embedding of any chunk whose formatted text is unchanged (any key, any seq);
     # a new generation also looks in the live store when the model is the same (38_alter.sql).
-    known = {}
-    if st.read_reuse is not None:
-        known.update((r["embedded_md5"], r["embedding"]) for r in plpy.execute(st.read_reuse, [keys_json]))
+    known = store.reusable(st, keys_json)
     known.update((r["embedded_md5"], r["embedding"]) for rows in stored.values() for r in rows)
     to_embed: dict[str, str] = {}
     for chunks in wanted.values():
@@ -153,42 +131,14 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
         for seq, piece, digest in after:
             for column, value in zip(rows, (key, seq, piece, known[digest], digest)):
                 column.append(value)
-    if changed_keys:
-        plpy.execute(st.delete_store, ["[" + ",".join(changed_keys) + "]"])
-    if rows[0]:
-        plpy.execute(st.insert_store, list(rows))
-        _analyze_new_store(st)
-    plpy.execute(st.delete_items, [ids])
+    store.replace(st, changed_keys, rows)
+    queue.done(st, ids)
     return result
-
-
-def _analyze_new_store(st: statements.Statements) -> None:
-    """ANALYZE a store that never was, after its first rows: until then the planner takes it for
-    empty and the stored-chunk lookups (read_store, delete_store) scan it whole; after it, the
-    estimates scale with the table and the lookups use the (key, chunk_seq) index."""
-    if plpy.execute(st.never_analyzed)[0]["yes"]:
-        plpy.execute(st.analyze_store)
 
 
 def _md5(text: str) -> str:
     """The hex md5 of a formatted chunk (the store's embedded_md5)."""
     return hashlib.md5(text.encode("utf-8")).hexdigest()
-
-
-def maybe_create_index(vz: Vectorizer, st: statements.Statements) -> bool:
-    """Create the HNSW index once the store holds min_rows chunks; True when created."""
-    idx = vz.config.get("indexing") or {}
-    if idx.get("implementation") != "hnsw" or plpy.execute(st.has_index)[0]["yes"]:
-        return False
-    min_rows = int(idx.get("min_rows", 100000))
-    if plpy.execute(st.store_size, [min_rows])[0]["n"] < min_rows:
-        return False
-    opclass = idx.get("opclass", "vector_cosine_ops")
-    if opclass not in _OPCLASSES:
-        fail(f"unknown HNSW opclass {opclass!r}", sqlstate="22023", hint="use " + ", ".join(_OPCLASSES))
-    with_opts = ", ".join(f"{k} = {int(idx[k])}" for k in ("m", "ef_construction") if idx.get(k))
-    plpy.execute(st.create_index.format(opclass=opclass, with_opts=f" WITH ({with_opts})" if with_opts else ""))
-    return True
 
 
 # --- the driver: the caller's rights, pgweave's catalog only ------------------------------------
