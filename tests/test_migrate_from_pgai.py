@@ -16,6 +16,7 @@ import httpx
 import psycopg
 import pytest
 
+from pgweave_testing.database import drop_database
 from pgweave_testing.helpers import role_dsn
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,8 +81,7 @@ def empty_pgai_db(pg_server):
     installed = subprocess.run([str(pgai), "install", "-d", dsn], capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
     yield dsn
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    drop_database(pg_server, name)
 
 
 @pytest.fixture

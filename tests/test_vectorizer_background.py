@@ -41,7 +41,7 @@ def test_an_owner_gets_background_sync_for_twenty_vectorizers_on_two_backends(ba
         conn_until(conn, "SELECT " + _count_chunks_sql(VECTORIZERS, 1), 150)
         for i in range(VECTORIZERS):
             conn.execute(f"INSERT INTO app.bg_{i} VALUES (2, 'a new row of table {i}')")
-        conn_until(conn, "SELECT " + _count_chunks_sql(VECTORIZERS, 2), 60)
+        conn_until(conn, "SELECT " + _count_chunks_sql(VECTORIZERS, 2), 150)
         mine = "FROM ai.vectorizer_status WHERE name ~ '^bg_[0-9]+_embedding$'"
         assert {r[0] for r in conn.execute(f"SELECT processed_by {mine}")} == {"background"}
         assert conn.execute(f"SELECT count(*) {mine} AND last_run_by = 'background'").fetchone()[0] == VECTORIZERS
@@ -67,12 +67,12 @@ def test_a_disabled_schedule_is_skipped_and_the_others_go_on(background_db):
         conn.execute("INSERT INTO app.running VALUES (1, 'written after the paused one')")
         # The scheduler serves every enabled vectorizer each round: once the later write is
         # embedded, a round has passed the paused one by.
-        conn_until(conn, "SELECT count(*) = 1 FROM app.running_embedding", 90)
+        conn_until(conn, "SELECT count(*) = 1 FROM app.running_embedding", 150)
         conn_until(conn, "SELECT last_run_at IS NOT NULL FROM ai.vectorizer_status WHERE name = 'running_embedding'", 10)
         assert conn.execute("SELECT count(*) FROM app.paused_embedding").fetchone()[0] == 0
         assert conn.execute("SELECT ai.vectorizer_queue_pending('paused_embedding')").fetchone()[0] == 1
         conn.execute("SELECT ai.enable_vectorizer_schedule('paused_embedding')")
-        conn_until(conn, "SELECT count(*) = 1 FROM app.paused_embedding", 30)
+        conn_until(conn, "SELECT count(*) = 1 FROM app.paused_embedding", 150)
 
 
 def test_a_database_without_background_processing_says_so_and_how_to_fix_it(db):

@@ -96,7 +96,18 @@ def _fresh_database(pg_server: str, prefix: str, template: str | None = None,
         for setting, value in (settings or {}).items():
             conn.execute(f"ALTER DATABASE {name} SET {setting} = '{value}'")
     yield with_dbname(pg_server, name)
+    drop_database(pg_server, name)
+
+
+def drop_database(pg_server: str, name: str) -> None:
+    """Drop a test database, and the pg_cron jobs a test's `pgweave install` scheduled for it
+    (they would fail every minute and take pg_cron's job slots from the other databases')."""
     with psycopg.connect(pg_server, autocommit=True) as conn:
+        cron_db = conn.execute("SHOW cron.database_name").fetchone()[0]
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (cron_db,)).fetchone():
+            with psycopg.connect(with_dbname(pg_server, cron_db), autocommit=True) as cron:
+                if cron.execute("SELECT to_regclass('cron.job') IS NOT NULL").fetchone()[0]:
+                    cron.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE database = %s", (name,))
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
@@ -170,5 +181,4 @@ def background_db(pg_server, model_server_url) -> Iterator[str]:
         conn.execute(f"CREATE SCHEMA app AUTHORIZATION {APP_OWNER}")
     yield dsn
     uninstall(dsn, drop_stores=True)
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    drop_database(pg_server, name)
