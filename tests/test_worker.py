@@ -124,3 +124,22 @@ def test_worker_logs_failed_batches_as_logfmt_and_exits_1_after_once(db):
     assert 'error="cannot reach the model server at http://127.0.0.1:9"' in failed   # quoted: has spaces
     assert "worker started" not in result.stderr     # info is below --log-level warning
     assert "hint: `pgweave errors` lists them" in result.stderr
+
+
+def test_the_worker_honours_a_disabled_schedule_and_serves_only_what_its_role_may(db, app_role):
+    """As pgai's worker does, a disabled vectorizer is skipped; a role that is not a member of a
+    vectorizer's owner does not try it at all (and says it is alive for status)."""
+    paused = _vectorizer(db, 3)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT ai.disable_vectorizer_schedule(%s)", (paused.name,))
+    stats = run_worker(db, once=True)
+    with psycopg.connect(db) as conn:
+        assert stats.items == 0
+        assert conn.execute("SELECT ai.vectorizer_queue_pending(%s)", (paused.name,)).fetchone()[0] == 3
+        conn.execute("SELECT ai.enable_vectorizer_schedule(%s)", (paused.name,))
+        conn.commit()
+    stats = run_worker(app_role, once=True)      # app_user does not own notes: nothing to serve
+    assert stats.items == 0 and stats.errors == []
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT role FROM ai._worker_seen ORDER BY seen_at DESC LIMIT 1").fetchone()[0] == "app_user"
+    assert run_worker(db, once=True).items == 3

@@ -24,7 +24,7 @@ from .display import ProgressBoard
 from .corpus import postgres_docs
 from .evaluation import write_query_set
 from .install import install
-from .localdb import CRON_DATABASE, default_cluster, free_port
+from .localdb import default_cluster, free_port
 from .manual_queries import print_ndcg_table, purpose_queries
 
 console = Console()

@@ -40,7 +40,7 @@ import psycopg
 import pytest
 
 from pgweave_testing.database import SERVER_LOG
-from pgweave_testing.helpers import execute_vectorizer, role_dsn
+from pgweave_testing.helpers import role_dsn
 from pgweave.localdb import free_port
 
 ROLE = "hardened"
