@@ -9,7 +9,9 @@ requests of --batch texts, through the server's own embedding code (ServedModel.
 rounds interleave the runtimes so that a change in the machine's load hits them all alike.
 Printed: texts/s (median of the rounds) and its ratio to fp32, cosine to fp32 (min and mean),
 and whether each query's nearest chunk is the one fp32 finds. With --chat, also the chat model's
-latency on a fixed question (greedy, 32 tokens). Nothing is asserted.
+latency on a fixed question (greedy, 32 tokens). First, a matrix-multiply table per dtype and the
+share of an fp32 encode spent in matrix multiplies, which bound what any runtime can gain on this
+CPU. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -94,6 +96,49 @@ class OnnxEmbedder:
         return result
 
 
+def kernel_rates(rounds: int) -> None:
+    """Matrix multiply throughput per dtype on the shape of all-minilm's feed-forward layer, and
+    the share of an fp32 encode spent in matrix multiplies: together they bound what any
+    lower-precision runtime can gain here (a runtime cannot beat its GEMMs)."""
+    import torch
+
+    tokens, width, hidden = 2048, 384, 1536
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        x, w = torch.randn(tokens, width).to(dtype), torch.randn(hidden, width).to(dtype)
+        for _ in range(3):
+            torch.nn.functional.linear(x, w)
+        samples = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(20):
+                torch.nn.functional.linear(x, w)
+            samples.append((time.perf_counter() - start) / 20)
+        rows.append([str(dtype).removeprefix("torch."), f"{2 * tokens * width * hidden / statistics.median(samples) / 1e9:.0f}"])
+    base = float(rows[0][1])
+    for row in rows:
+        row.append(f"{float(row[1]) / base:.2f}x")
+    table(f"Matrix multiply, {tokens}x{width} by {width}x{hidden} (torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads), median of {rounds}",
+          ["dtype", "GFLOP/s", "vs float32"], rows,
+          "A lower-precision runtime is faster only where its matrix multiplies are.")
+
+
+def gemm_share(texts: list[str], entry, path) -> float:
+    """Fraction of an fp32 encode's CPU time spent in matrix multiplies (torch profiler)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    model = ServedModel(entry.name, path, "embedding", runtime="fp32")
+    model.embed(texts)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model.embed(texts)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    gemm = sum(e.self_cpu_time_total for e in events if e.key in ("aten::addmm", "aten::mm", "aten::bmm"))
+    return gemm / total
+
+
 def chat_latency(rounds: int) -> None:
     """Time smollm2:135m answering one question greedily, through the server's generation code."""
     entry = catalog.find("smollm2:135m")
@@ -144,6 +189,8 @@ def main() -> None:
     requests = [texts[i:i + args.batch] for i in range(0, len(texts), args.batch)]
     say(f"{len(texts)} chunks of {entry.name}, requests of {args.batch}, {args.rounds} rounds; "
         f"CPU bf16: {cpu_has_bf16()}")
+    kernel_rates(args.rounds)
+    share = gemm_share(requests[0], entry, path)
 
     runners, notes = {}, {}
     for runtime in ("fp32", "bf16", "int8"):
@@ -187,7 +234,9 @@ def main() -> None:
     table(f"Embedding runtimes, {entry.name}: {len(texts)} chunks, requests of {args.batch}, "
           f"median of {args.rounds} interleaved rounds",
           ["runtime", "texts/s", "vs fp32", "cosine min", "cosine mean", "same top-1 as fp32"], rows,
-          "cosine and top-1 are against torch fp32 (sentence-transformers, what `--runtime fp32` serves)")
+          "cosine and top-1 are against torch fp32 (sentence-transformers, what `--runtime fp32` serves). "
+          f"Matrix multiplies take {share:.0%} of an fp32 encode here, so a runtime with the same "
+          f"matrix-multiply speed gains at most {1 / share:.2f}x, even if all other work vanished.")
 
 
 if __name__ == "__main__":

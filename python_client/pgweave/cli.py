@@ -156,8 +156,9 @@ def serve(
         "--generate-model-dir", help="transformers causal-LM directory to serve for /api/generate, "
         "/api/chat and /v1/chat/completions, as PATH or NAME=PATH")] = None,
     runtime: Annotated[Optional[str], typer.Option(
-        help="embedding runtime: auto (bf16 where the CPU has it natively, else fp32), fp32, bf16, "
-             "or int8 (faster, changes the vectors); default $PGWEAVE_RUNTIME or auto")] = None,
+        help="embedding runtime: auto (bf16 where this CPU multiplies bfloat16 faster than "
+             "float32, else fp32), fp32, bf16, or int8 (faster, changes the vectors); default "
+             "$PGWEAVE_RUNTIME or auto")] = None,
     models_home: Annotated[Optional[str], typer.Option(
         help="folder of pulled models (default $PGWEAVE_MODELS or ~/.cache/pgweave/models)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",

@@ -35,4 +35,5 @@ def run(host: str = "127.0.0.1", port: int = 11434, model_dirs: list[str] | None
 
     registry = default_registry(model_dirs, generate_dirs, Path(models_home) if models_home else None,
                                 runtime or os.environ.get("PGWEAVE_RUNTIME", "auto"))
+    print(f"pgweave serve: embedding runtime {registry.runtime}", flush=True)
     uvicorn.run(create_app(registry), host=host, port=port, log_level=log_level)

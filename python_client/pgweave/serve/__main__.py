@@ -13,7 +13,7 @@ parser.add_argument("--model-dir", action="append", default=[],
 parser.add_argument("--generate-model-dir", action="append", default=[],
                     help="transformers causal-LM directory to serve for generation, PATH or NAME=PATH")
 parser.add_argument("--runtime", default=None, choices=RUNTIMES,
-                    help="embedding runtime (default $PGWEAVE_RUNTIME or auto): auto = bf16 where the CPU has it, else fp32; int8 changes vectors")
+                    help="embedding runtime (default $PGWEAVE_RUNTIME or auto): auto = bf16 where the CPU multiplies it faster than fp32, else fp32; int8 changes vectors")
 parser.add_argument("--models-home", default=None,
                     help="folder of pulled models (default $PGWEAVE_MODELS or ~/.cache/pgweave/models)")
 parser.add_argument("--log-level", default="warning")

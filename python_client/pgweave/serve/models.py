@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -21,9 +22,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from . import catalog
 from .catalog import canonical
 
-# How embeddings are computed. "bf16" (autocast on the CPU's native bfloat16) keeps cosine >=
-# 0.9999 to fp32 at ~1.5x the rate (bench/bench_runtime.py); "int8" (dynamic quantization) is
-# faster still but moves vectors (cosine down to ~0.98), so only an explicit choice selects it.
+# How embeddings are computed. "bf16" (autocast on the CPU's bfloat16) keeps cosine >= 0.9999
+# to fp32 and is faster wherever the CPU's bfloat16 matrix multiplies are (AMX); "int8" (dynamic
+# quantization) is faster still but moves vectors (cosine down to ~0.87), so only an explicit
+# choice selects it. "auto" measures, once per process (bench/bench_runtime.py shows why).
 RUNTIMES = ("auto", "fp32", "bf16", "int8")
 # A request's texts go through the model in one encode() call, which sorts them by length and
 # runs them in forward passes of this many. Measured on 2 CPU cores with 448 documentation
@@ -50,13 +52,44 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+# "auto" takes bf16 only when its matrix multiplies beat fp32's by this much: below it, autocast's
+# casts eat the gain (measured: GEMMs are ~2/3 of an encode).
+BF16_MIN_SPEEDUP = 1.3
+
+
+@functools.lru_cache(maxsize=1)
+def bf16_speedup() -> float:
+    """How many times faster this CPU multiplies bfloat16 matrices than float32 ones, on the shape
+    of a small embedding model's feed-forward layer (about 0.2 s, once per process); 0.0 where
+    bfloat16 is not native (emulated bf16 is always slower)."""
+    import torch
+
+    if not cpu_has_bf16():
+        return 0.0
+    rates = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x, w = torch.randn(512, 384).to(dtype), torch.randn(1536, 384).to(dtype)
+        torch.nn.functional.linear(x, w)
+        best = math.inf
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(4):
+                torch.nn.functional.linear(x, w)
+            best = min(best, time.perf_counter() - start)
+        rates[dtype] = 1 / best
+    return rates[torch.bfloat16] / rates[torch.float32]
+
+
 def resolve_runtime(runtime: str) -> str:
-    """The embedding runtime to use. "auto" is fp32: of the runtimes whose vectors stay within
-    cosine 0.9999 of fp32, it was the fastest here (bench/bench_runtime.py, 2026-11-29: bf16
-    0.64x, ONNX Runtime fp32 0.61x of fp32 on this avx512_bf16 CPU); bf16 stays selectable."""
+    """The embedding runtime to use. "auto" is bf16 where this CPU's bfloat16 matrix multiplies
+    are at least BF16_MIN_SPEEDUP times faster than fp32's (CPUs with AMX), else fp32: both keep
+    the vectors within cosine 0.9999 of fp32. On this project's avx512_bf16 CPU without AMX, bf16
+    multiplies at 0.61x of fp32 (bench/bench_runtime.py, 2026-11-29), so auto is fp32 there."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    return "fp32" if runtime == "auto" else runtime
+    if runtime != "auto":
+        return runtime
+    return "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
 
 
 def _safetensors_params(path: Path) -> int:
