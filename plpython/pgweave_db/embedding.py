@@ -10,7 +10,7 @@ import re
 
 import plpy
 
-from . import ollama, openai
+from . import ollama, openai, vectors
 from .errors import fail
 
 IMPLEMENTATIONS = ("ollama", "openai")
@@ -24,16 +24,17 @@ def message(exc: BaseException) -> str:
     return _PREFIX.sub("", str(exc) or type(exc).__name__)
 
 
-def embed_request(emb: dict, texts: list[str], vectorizer_name: str) -> list[list[float]]:
-    """Embed texts in one request; checks the dimensions."""
+def embed_request(emb: dict, texts: list[str], vectorizer_name: str, verify: bool = True) -> list[str]:
+    """Embed texts in one request; return pgvector literals, their dimensions checked
+    (``verify`` False: numbers unchecked, for a caller whose cast reports them, the engine)."""
     dims = int(emb["dimensions"])
     try:
         if emb["implementation"] == "ollama":
             got = ollama.embed(emb["model"], texts, emb.get("base_url"), emb.get("keep_alive"),
-                               emb.get("options"))
+                               emb.get("options"), verify=verify)
         elif emb["implementation"] == "openai":
             got = openai.embed(emb["model"], texts, None, emb.get("api_key_name"),
-                               emb.get("dimensions"), emb.get("user"), emb.get("base_url"))
+                               emb.get("dimensions"), emb.get("user"), emb.get("base_url"), verify=verify)
         else:
             fail(f"unknown embedding implementation {emb['implementation']!r}", sqlstate="22023",
                  hint="use ai.embedding_ollama(...) or ai.embedding_openai(...)")
@@ -45,19 +46,20 @@ def embed_request(emb: dict, texts: list[str], vectorizer_name: str) -> list[lis
                       "or create the vectorizer again without base_url")
         raise
     for v in got:
-        if len(v) != dims:
-            fail(f"model {emb['model']!r} returned {len(v)} dimensions, the vectorizer "
+        if vectors.dimensions(v) != dims:
+            fail(f"model {emb['model']!r} returned {vectors.dimensions(v)} dimensions, the vectorizer "
                  f"{vectorizer_name!r} stores {dims}", sqlstate="42804",
                  hint="recreate the vectorizer with the model's dimensions")
     return got
 
 
 def embed_texts(emb: dict, texts: list[str], batch_size: int, vectorizer_name: str) -> tuple[list, int]:
-    """Embed texts in requests of batch_size; return the vectors and the request count."""
+    """Embed texts in requests of batch_size; return the pgvector literals and the request count.
+    For the engine: the numbers are checked by the store's insert (store.replace)."""
     size = max(1, int(batch_size))
-    vectors: list[list[float]] = []
+    literals: list[str] = []
     calls = 0
     for start in range(0, len(texts), size):
-        vectors.extend(embed_request(emb, texts[start:start + size], vectorizer_name))
+        literals.extend(embed_request(emb, texts[start:start + size], vectorizer_name, verify=False))
         calls += 1
-    return vectors, calls
+    return literals, calls

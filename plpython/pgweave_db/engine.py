@@ -34,7 +34,6 @@ from . import catalog, chunking, formatting, loading, queue, secrets, statements
 from .catalog import Vectorizer
 from .embedding import embed_texts, message
 from .errors import fail, hint_of
-from .vectors import to_pgvector
 
 # Failures of the request itself (bad input, a row's unusable document) are isolated per item;
 # others (server down, timeouts, server errors) are recorded once for the whole batch.
@@ -113,9 +112,9 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
                 to_embed.setdefault(digest, text)
     if to_embed:
         digests = list(to_embed)
-        vectors, calls = embed_texts(vz.config["embedding"], [to_embed[d] for d in digests],
-                                     vz.processing.get("embedding_batch_size", 64), vz.name)
-        known.update({d: to_pgvector(v) for d, v in zip(digests, vectors)})
+        literals, calls = embed_texts(vz.config["embedding"], [to_embed[d] for d in digests],
+                                      vz.processing.get("embedding_batch_size", 64), vz.name)
+        known.update(zip(digests, literals))
         result.chunks_embedded = len(digests)
         result.model_calls = calls
 

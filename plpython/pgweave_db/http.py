@@ -13,6 +13,7 @@ so PostgreSQL's handlers always run in the backend's own thread.
 from __future__ import annotations
 
 import json as jsonlib
+import math
 import signal
 import threading
 import time
@@ -28,6 +29,7 @@ from urllib3.util.retry import Retry
 from . import settings
 from .errors import fail
 from .secrets import redact
+from .vectors import to_pgvector
 
 _sessions: dict[tuple[str, int], requests.Session] = {}
 
@@ -237,15 +239,16 @@ def malformed(url: str, what: str) -> None:
          hint="check that the URL points at an Ollama or OpenAI-compatible server")
 
 
-def vectors(values: Any, url: str) -> list[list[float]]:
-    """Check that a reply's embeddings are lists of numbers; return them."""
+def vectors(values: Any, url: str) -> list[str]:
+    """Check that a reply's embeddings are lists of finite numbers; return them as pgvector
+    literals."""
     if not isinstance(values, list):
         malformed(url, f"embeddings that are not a list ({type(values).__name__})")
     for i, v in enumerate(values):
         if not isinstance(v, list) or not v or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-            malformed(url, f"embedding {i} that is not a non-empty list of numbers")
-    return values
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
+            malformed(url, f"embedding {i} that is not a non-empty list of finite numbers")
+    return [to_pgvector(v) for v in values]
 
 
 def refusal_warning(exc: Exception) -> str | None:
@@ -267,11 +270,19 @@ def call(method: str, url: str, *, payload: Any = None, headers: dict | None = N
 
     ``models_hint`` is called for a 404 to list the models the server does have.
     """
+    return json_body(answer(method, url, payload=payload, headers=headers, unreachable_hint=unreachable_hint,
+                            models_hint=models_hint, secret=secret, quick=quick), url)
+
+
+def answer(method: str, url: str, *, payload: Any = None, headers: dict | None = None,
+           unreachable_hint: str, models_hint=None, secret: str | None = None, quick: bool = False) -> Reply:
+    """Send a request and return a successful reply as it came (for a caller that reads the
+    body itself); map every failure to an error with a hint, as ``call`` does."""
     response = request(method, url, json=payload, headers=headers, unreachable_hint=unreachable_hint,
                        quick=quick)
     status = response.status_code
     if status < 300:
-        return json_body(response, url)
+        return response
     message = error_message(response, secret)
     where = _origin(url)
     model = payload.get("model") if isinstance(payload, dict) else None

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import plpy
 
-from . import http, settings
+from . import http, settings, vectors
 from .errors import fail
 
 
@@ -25,12 +25,14 @@ def _unreachable_hint(host: str, explicit: bool) -> str:
 
 
 def _call(host: str | None, method: str, path: str, payload: dict | None = None,
-          quick: bool = False) -> Any:
-    """Call ``path`` on the host argument (or the configured host); return the JSON object."""
+          quick: bool = False, raw: bool = False) -> Any:
+    """Call ``path`` on the host argument (or the configured host); return the JSON object
+    (``raw``: the successful reply as it came)."""
     url = settings.ollama_host(host)
-    return http.call(method, url + path, payload=payload, quick=quick,
-                     unreachable_hint=_unreachable_hint(url, explicit=bool(host)),
-                     models_hint=lambda: _available_models_hint(url))
+    return (http.answer if raw else http.call)(
+        method, url + path, payload=payload, quick=quick,
+        unreachable_hint=_unreachable_hint(url, explicit=bool(host)),
+        models_hint=lambda: _available_models_hint(url))
 
 
 def _available_models_hint(host: str) -> str:
@@ -93,13 +95,17 @@ def _list(body: dict, host: str | None) -> list[dict[str, Any]]:
 
 
 def embed(model: str, inputs: Sequence[str], host: str | None = None, keep_alive: str | None = None,
-          options: str | dict | None = None, truncate: bool = True) -> list[list[float]]:
-    """Embed all ``inputs`` in one /api/embed request; return one vector per input."""
+          options: str | dict | None = None, truncate: bool = True, verify: bool = True) -> list[str]:
+    """Embed all ``inputs`` in one /api/embed request; return one pgvector literal per input
+    (``verify``: see vectors.ollama_literals)."""
     _require_model(model)
     payload: dict[str, Any] = {"model": model, "input": list(inputs), "truncate": truncate}
     _add_optional(payload, keep_alive=keep_alive, options=json_arg(options, "embedding_options", dict))
     url = settings.ollama_host(host)
-    embeddings = http.vectors(_call(host, "POST", "/api/embed", payload).get("embeddings") or [], url)
+    reply = _call(host, "POST", "/api/embed", payload, raw=True)
+    embeddings = vectors.ollama_literals(reply.content, len(inputs), verify)
+    if embeddings is None:  # not the plain shape: decode it, and say what is wrong with it
+        embeddings = http.vectors(http.json_body(reply, url).get("embeddings") or [], url)
     if len(embeddings) != len(inputs):
         fail(f"{url}/api/embed returned {len(embeddings)} embeddings for {len(inputs)} inputs",
              hint="the server is not Ollama-compatible; check ai.ollama_host")

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import plpy
 
-from . import http, secrets, settings
+from . import http, secrets, settings, vectors
 from .errors import fail
 from .ollama import _add_optional, chat_messages, json_arg
 
@@ -24,13 +24,15 @@ def _unreachable_hint(explicit: bool) -> str:
 
 
 def _call(base_url: str | None, method: str, path: str, key: str | None,
-          payload: dict | None = None, quick: bool = False) -> Any:
-    """Call ``path`` on the base_url argument (or the configured one); return the JSON object."""
+          payload: dict | None = None, quick: bool = False, raw: bool = False) -> Any:
+    """Call ``path`` on the base_url argument (or the configured one); return the JSON object
+    (``raw``: the successful reply as it came)."""
     url = settings.openai_base_url(base_url)
     headers = {"Authorization": f"Bearer {key}"} if key else None
-    return http.call(method, url + path, payload=payload, headers=headers, quick=quick,
-                     unreachable_hint=_unreachable_hint(explicit=bool(base_url)), secret=key,
-                     models_hint=lambda: _available_models_hint(url, key))
+    return (http.answer if raw else http.call)(
+        method, url + path, payload=payload, headers=headers, quick=quick,
+        unreachable_hint=_unreachable_hint(explicit=bool(base_url)), secret=key,
+        models_hint=lambda: _available_models_hint(url, key))
 
 
 def _data(body: dict, base_url: str | None) -> list[dict]:
@@ -56,8 +58,9 @@ def _key(api_key: str | None, api_key_name: str | None) -> str | None:
 
 def embed(model: str, inputs: Sequence[str], api_key: str | None = None,
           api_key_name: str | None = None, dimensions: int | None = None,
-          user: str | None = None, base_url: str | None = None) -> list[list[float]]:
-    """Embed all ``inputs`` in one /embeddings request; return vectors in input order."""
+          user: str | None = None, base_url: str | None = None, verify: bool = True) -> list[str]:
+    """Embed all ``inputs`` in one /embeddings request; return pgvector literals in input order
+    (``verify``: see vectors.openai_literals)."""
     if not model:
         fail("model must not be NULL or empty", hint="name a model, e.g. 'text-embedding-3-small'",
              sqlstate="22004")
@@ -66,8 +69,12 @@ def embed(model: str, inputs: Sequence[str], api_key: str | None = None,
              hint="omit dimensions to get the model's full size")
     payload: dict[str, Any] = {"model": model, "input": list(inputs), "encoding_format": "float"}
     _add_optional(payload, dimensions=dimensions, user=user)
-    data = _data(_call(base_url, "POST", "/embeddings", _key(api_key, api_key_name), payload), base_url)
+    reply = _call(base_url, "POST", "/embeddings", _key(api_key, api_key_name), payload, raw=True)
     url = settings.openai_base_url(base_url)
+    fast = vectors.openai_literals(reply.content, len(inputs), verify)
+    if fast is not None:
+        return fast
+    data = _data(http.json_body(reply, url), base_url)  # not the plain shape: decode, check, say
     if len(data) != len(inputs):
         fail(f"{url}/embeddings returned {len(data)} embeddings for {len(inputs)} inputs",
              hint="the server is not OpenAI-compatible; check ai.openai_base_url")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
-from . import chunking, openai, vectors
+from . import chunking, openai
 from .errors import fail
 
 # LangChain's TextSplitter defaults (what pgai passes on for a NULL argument).
@@ -82,4 +82,4 @@ def embed_tokens(model: str, tokens: Sequence[int] | None, *args: Any) -> str | 
     if tokens is None:
         return None
     vector, = openai.embed(model, [list(tokens)], *args)
-    return vectors.to_pgvector(vector)
+    return vector

@@ -81,8 +81,8 @@ def write(key: str) -> str:
     if vector is None:
         fail("no embedding was just made for this key", sqlstate="42501",
              hint="the cache stores only the vectors the search code receives from the model")
-    return plpy.execute(prepared("SELECT ai._query_cache_put($1, $2)::text AS e", ["text", "real[]"]),
-                        [key, vector])[0]["e"]
+    return plpy.execute(prepared("SELECT ai._query_cache_put($1, $2::real[])::text AS e", ["text", "text"]),
+                        [key, "{" + vector[1:-1] + "}"])[0]["e"]  # vector text […] → real[] text {…}
 
 
 def query_embedding(emb: dict, text: str, vectorizer_name: str) -> str:

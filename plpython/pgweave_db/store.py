@@ -35,8 +35,26 @@ def replace(st: Statements, changed_keys: list[str], rows: tuple[list, ...]) -> 
     if changed_keys:
         plpy.execute(st.delete_store, ["[" + ",".join(changed_keys) + "]"])
     if rows[0]:
-        plpy.execute(st.insert_store, list(rows))
+        try:
+            plpy.execute(st.insert_store, list(rows))
+        except plpy.SPIError as exc:
+            _refused_embedding(exc)
+            raise
         _analyze_new_store(st)
+
+
+# pgvector's refusals of a literal: bad syntax, out of range, NaN or infinity, no numbers.
+_VECTOR_REFUSALS = {"22P02", "22003", "22000", "22023"}
+
+
+def _refused_embedding(exc: plpy.SPIError) -> None:
+    """Turn pgvector refusing an embedding the model server sent (the engine passes the
+    server's numbers through as text) into an error about the server, not about the rows."""
+    text = str(exc)
+    if getattr(exc, "sqlstate", None) in _VECTOR_REFUSALS and " vector" in text:
+        fail(f"the model server sent an embedding that is not a vector pgvector accepts: {text[:300]}",
+             sqlstate="58000", hint="check that the embedding config points at an Ollama or "
+                                    "OpenAI-compatible server, and that server's model")
 
 
 def _analyze_new_store(st: Statements) -> None:

@@ -34,7 +34,7 @@ pw = GD["pgweave"]
 if input_text is None:
     return None
 vector, = pw.ollama.embed(model, [input_text], host, keep_alive, embedding_options)
-return pw.vectors.to_pgvector(vector)
+return vector
 $python$;
 SELECT ai._python_entry_point('ai._ollama_embed_py(text, text, text, text, jsonb)', 'ollama_embed');
 

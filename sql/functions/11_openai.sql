@@ -22,7 +22,7 @@ pw = GD["pgweave"]
 if input_text is None:
     return None
 vector, = pw.openai.embed(model, [input_text], api_key, api_key_name, dimensions, openai_user, base_url)
-return pw.vectors.to_pgvector(vector)
+return vector
 $python$;
 SELECT ai._python_entry_point('ai._openai_embed_py(text, text, text, text, int, text, text)', 'openai_embed');
 

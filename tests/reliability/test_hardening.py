@@ -17,7 +17,10 @@ Bad inputs tried, and their outcomes now (before: the outcome in brackets):
   timeout + backoff) [read for as long as it dripped];
 - a reply larger than max_reply_bytes, with or without Content-Length: refused, 54000 [read whole];
 - a reply nested 100,000 deep, or with strings for numbers: a clear error [RecursionError,
-  ValueError: could not convert string to float];
+  ValueError: could not convert string to float]; numbers that are not numbers (1-2), NaN or
+  1e999 in an otherwise plain reply (whose arrays are passed through to pgvector undecoded):
+  a clear error from the call, and from a vectorizer's batch an error about the server, with
+  nothing stored and the items kept;
 - chunk_size 1, overlap above half, a backtracking separator regex: refused by
   ai._check_chunking with a hint [accepted]; a row making more chunks than max_chunks_per_row:
   an error recorded, nothing stored [22,000 chunks stored];
@@ -317,16 +320,64 @@ def test_a_reply_larger_than_max_reply_bytes_is_refused(db, role, with_length):
 
 @pytest.mark.parametrize("body, says", [
     (b"[" * 100_000, "nested too deeply"),
-    (json.dumps({"embeddings": [["0.1", "x"]]}).encode(), "not a non-empty list of numbers"),
+    (json.dumps({"embeddings": [["0.1", "x"]]}).encode(), "not a non-empty list of finite numbers"),
     (json.dumps({"embeddings": {"a": 1}}).encode(), "embeddings that are not a list"),
     (json.dumps([1, 2]).encode(), "instead of an object"),
-], ids=["deeply-nested", "strings-for-numbers", "object-for-list", "array-for-object"])
+    (b'{"embeddings":[[1-2,0.5]]}', "not JSON"),  # only digits and signs, yet no numbers
+    (b'{"embeddings":[[NaN,0.5]]}', "finite numbers"),  # Python's JSON writes NaN
+], ids=["deeply-nested", "strings-for-numbers", "object-for-list", "array-for-object", "number-lookalikes",
+        "nan"])
 def test_a_malformed_reply_gets_a_clear_error(role, body, says):
     with tiny_server(fixed(body)) as server:
         with psycopg.connect(role) as conn:
             with pytest.raises(psycopg.errors.SystemError, match=says) as info:
                 conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
     assert "Ollama or OpenAI-compatible" in info.value.diag.message_hint
+
+
+@pytest.mark.parametrize("body", [
+    b'{"data": [ {"index": 1, "embedding": [ 0.25 , -1.5e-3 ]},\n {"index": 0, "embedding": [1, 2]} ]}',
+    b'{"object":"list","data":[{"object":"embedding","embedding":[1,2],"index":0},'
+    b'{"object":"embedding","embedding":[0.25,-0.0015],"index":1}]}',
+], ids=["spaced-out-of-order", "plain"])
+def test_openai_replies_come_back_in_input_order_spaced_or_not(role, body):
+    with tiny_server(fixed(body)) as server, psycopg.connect(role) as conn:
+        rows = conn.execute("SELECT index, embedding::text FROM ai.openai_embed('m', ARRAY['a', 'b'], "
+                            "api_key => 'k', base_url => %s) ORDER BY index", (server.url,)).fetchall()
+    assert rows == [(0, "[1,2]"), (1, "[0.25,-0.0015]")]
+
+
+def test_a_number_no_float32_holds_is_refused_by_pgvector_naming_it(role):
+    with tiny_server(fixed(b'{"embeddings":[[1e999,0.5]]}')) as server:
+        with psycopg.connect(role) as conn:
+            with pytest.raises(psycopg.errors.NumericValueOutOfRange, match='"1e999" is out of range for type vector'):
+                conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
+
+
+def test_a_vectorizer_fed_number_lookalikes_stores_nothing_and_blames_the_server(role):
+    """The engine passes the server's arrays to pgvector without decoding them: a reply that
+    only looks like numbers fails the batch with an error about the server, not about the rows."""
+    def lookalikes(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
+        inputs = json.loads(server.seen[-1]["body"])["input"]
+        vector = "[" + ",".join(["1-2"] + ["0.5"] * 383) + "]"
+        send(handler, ('{"model":"all-minilm","embeddings":[' + ",".join([vector] * len(inputs)) + "]}").encode())
+
+    with tiny_server(lookalikes) as server, psycopg.connect(role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE lookalike_docs (id int PRIMARY KEY, body text)")
+        conn.execute("INSERT INTO lookalike_docs VALUES (1, 'one'), (2, 'two')")
+        conn.execute("""SELECT ai.create_vectorizer('lookalike_docs'::regclass, loading => ai.loading_column('body'),
+                        embedding => ai.embedding_ollama('all-minilm', 384, base_url => %s),
+                        chunking => ai.chunking_none(), scheduling => ai.scheduling_none())""", (server.url,))
+        conn.execute("CALL ai.execute_vectorizer('lookalike_docs_embedding')")
+        stored = conn.execute("SELECT count(*) FROM lookalike_docs_embedding_store").fetchone()[0]
+        queued = conn.execute("SELECT ai.vectorizer_queue_pending('lookalike_docs_embedding', exact_count => true)"
+                              ).fetchone()[0]
+        errors = conn.execute("SELECT message, details->>'sqlstate', details->>'items' FROM ai.vectorizer_errors "
+                              "WHERE name = 'lookalike_docs_embedding'").fetchall()
+    assert server.seen, "the engine never called the server"
+    assert stored == 0 and queued == 2
+    assert errors and all(e[1] == "58000" and e[2] == "2" for e in errors), errors
+    assert "the model server sent an embedding that is not a vector pgvector accepts" in errors[0][0]
 
 
 # --- chunking -----------------------------------------------------------------------------
