@@ -24,9 +24,21 @@ DEFAULT_LIMITS = {"max_http_timeout": 600.0, "max_reply_bytes": 32 * 1024 * 1024
                   "max_chunks_per_row": 10000.0}
 
 
+_PLANS: dict[str, object] = {}
+
+
+def _run(sql: str, types: tuple[str, ...] = (), args: tuple = ()) -> list:
+    """Run one of this module's statements, prepared once per session (every model call runs
+    several: they were a tenth of a backfill's time when planned afresh each time)."""
+    plan = _PLANS.get(sql)
+    if plan is None:
+        plan = _PLANS[sql] = plpy.prepare(sql, list(types))
+    return plpy.execute(plan, list(args))
+
+
 def guc(name: str) -> str | None:
     """Return the value of setting ``name``, or None when it is unset or empty."""
-    rows = plpy.execute(f"SELECT pg_catalog.current_setting({plpy.quote_literal(name)}, true) AS v")
+    rows = _run("SELECT pg_catalog.current_setting($1, true) AS v", ("text",), (name,))
     value = rows[0]["v"] if rows else None
     return value.strip() if value and value.strip() else None
 
@@ -43,8 +55,7 @@ def openai_base_url(base_url: str | None) -> str:
 
 def limit(name: str) -> float:
     """A superuser's bound from ai._model_call_limit (its default when the row is gone)."""
-    rows = plpy.execute(plpy.prepare("SELECT value FROM ai._model_call_limit WHERE name = $1", ["text"]),
-                        [name])
+    rows = _run("SELECT value FROM ai._model_call_limit WHERE name = $1", ("text",), (name,))
     return float(rows[0]["value"]) if rows else DEFAULT_LIMITS[name]
 
 
@@ -60,15 +71,21 @@ def retries() -> int:
 
 def statement_seconds_left() -> float | None:
     """Seconds until statement_timeout cancels this statement; None without a timeout."""
-    row = plpy.execute(_STATEMENT_LEFT)[0]
-    return None if row["left_s"] is None else max(0.0, float(row["left_s"]))
+    row = _run("SELECT pg_catalog.current_setting('statement_timeout') AS timeout, "
+               "extract(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "
+               "pg_catalog.statement_timestamp())::pg_catalog.float8 AS elapsed")[0]
+    timeout = _duration_seconds(row["timeout"])
+    return None if not timeout else max(0.0, timeout - row["elapsed"])
 
 
-_STATEMENT_LEFT = """
-    SELECT s.setting::float8 / 1000 - extract(epoch FROM pg_catalog.clock_timestamp()
-                                                      - pg_catalog.statement_timestamp()) AS left_s
-    FROM (SELECT nullif(setting, '0') AS setting FROM pg_catalog.pg_settings
-          WHERE name = 'statement_timeout') s"""
+_TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration_seconds(shown: str) -> float:
+    """A time setting as SHOW prints it ("0", "250ms", "5min"), in seconds (a bare number is
+    milliseconds, statement_timeout's unit)."""
+    number = shown.rstrip("abcdefghijklmnopqrstuvwxyz")
+    return float(number) * _TIME_UNITS.get(shown[len(number):], 1e-3)
 
 
 def _positive_float(name: str, default: float, allow_zero: bool = False) -> float:
@@ -120,14 +137,14 @@ def _is_loopback(host: str) -> bool:
 
 def _configured_urls() -> list[str]:
     """The model URLs a superuser or the database owner configured, plus the built-in defaults."""
-    rows = plpy.execute("SELECT url FROM ai._configured_model_urls() AS url")
+    rows = _run("SELECT url FROM ai._configured_model_urls() AS url")
     return [DEFAULT_OLLAMA_HOST, DEFAULT_OPENAI_BASE_URL] + [r["url"] for r in rows if r["url"]]
 
 
 def check_host(url: str) -> None:
     """Refuse a URL whose host is neither configured nor in ai._model_host."""
     host, port = _host_port(url)
-    entries = {r["host"] for r in plpy.execute("SELECT host FROM ai._model_host")}
+    entries = {r["host"] for r in _run("SELECT host FROM ai._model_host")}
     shown = f"[{host}]" if ":" in host else host
     named = {shown, f"{shown}:{port}" if port else shown}
     if "*" in entries or named & entries or ("loopback" in entries and _is_loopback(host)):
