@@ -51,3 +51,57 @@ def test_a_new_store_has_planner_statistics_after_its_first_batch(background_db)
         tuples = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'app.stats_docs_embedding_store'::regclass"
                               ).fetchone()[0]
     assert tuples > 0  # analyzed once, after the first batch: the lookups by key are planned on statistics
+
+
+def _toasted_and_target(conn: psycopg.Connection, store: str) -> tuple[int, list | None]:
+    """Rows in a store's TOAST table, and the store's storage options."""
+    toast, options = conn.execute("SELECT reltoastrelid::regclass::text, reloptions FROM pg_class WHERE oid = %s::regclass",
+                                  (store,)).fetchone()
+    return conn.execute(f"SELECT count(*) FROM {toast}").fetchone()[0], options
+
+
+def test_embeddings_stay_in_the_row_also_in_stores_made_before_the_upgrade(empty_db, model_server_url):
+    """A 384-dimension vector beside an ~800-character chunk passes the default TOAST threshold:
+    stores keep them inline (a second insert when stored and a second read per search saved).
+    Revision 0010 gives the setting to stores that exist; its downgrade takes it back."""
+    from alembic import command
+
+    from pgweave.install import alembic_config, engine_for, install
+
+    install(empty_db)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {psycopg.conninfo.conninfo_to_dict(empty_db)['dbname']} "
+                     f"SET ai.ollama_host = '{model_server_url}'")
+        conn.execute("DROP ROLE IF EXISTS inline_owner; CREATE ROLE inline_owner LOGIN")
+        conn.execute("SELECT ai.grant_ai_usage('inline_owner'); GRANT CREATE ON SCHEMA public TO inline_owner")
+    owner = role_dsn(empty_db, "inline_owner")
+    body = " ".join(f"Sentence {i} tells how VACUUM and ANALYZE keep table statistics fresh." for i in range(12))
+    with psycopg.connect(owner, autocommit=True) as conn:
+        for name in ("old_docs", "new_docs"):
+            conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, body text NOT NULL)")
+            conn.execute(f"INSERT INTO {name} SELECT i, %s || i FROM generate_series(1, 6) i", (body,))
+        conn.execute("""SELECT ai.create_vectorizer('old_docs'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), chunking => ai.chunking_none(),
+            scheduling => ai.scheduling_none())""")
+    engine = engine_for(empty_db)
+    with engine.begin() as connection:  # back to 0009: the store is as stores were before 0010
+        command.downgrade(alembic_config(connection), "0009")
+    engine.dispose()
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _toasted_and_target(conn, "old_docs_embedding_store")[1] is None
+    install(empty_db)  # 0009 -> head
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("""SELECT ai.create_vectorizer('new_docs'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), chunking => ai.chunking_none(),
+            scheduling => ai.scheduling_none())""")
+    for name in ("old_docs_embedding", "new_docs_embedding"):
+        execute_vectorizer(owner, name)
+    with psycopg.connect(empty_db, autocommit=True) as conn:  # (the TOAST schema is the superuser's to read)
+        for store in ("old_docs_embedding_store", "new_docs_embedding_store"):
+            count, shortest = conn.execute(f"SELECT count(*), min(length(chunk)) FROM {store}").fetchone()
+            assert count == 6 and shortest > 800
+            toasted, options = _toasted_and_target(conn, store)
+            assert options == ["toast_tuple_target=8160"] and toasted == 0, (store, toasted, options)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("SELECT ai.drop_vectorizer(name, true) FROM ai.vectorizer")
+        conn.execute("DROP OWNED BY inline_owner")

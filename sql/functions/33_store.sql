@@ -19,7 +19,7 @@ BEGIN
             embedding %s(%s) NOT NULL,
             embedded_md5 text NOT NULL,
             UNIQUE (%s, chunk_seq)
-        )$q$, store, ai._pk_columns(pk, true), ai._vector_type(), dims, ai._pk_list(pk));
+        ) WITH (toast_tuple_target = 8160)$q$, store, ai._pk_columns(pk, true), ai._vector_type(), dims, ai._pk_list(pk));
     store_relid := store::regclass;
 
     EXECUTE format('CREATE VIEW %s WITH (security_invoker = true) AS %s', view,
