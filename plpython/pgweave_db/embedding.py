@@ -45,9 +45,9 @@ def embed_request(emb: dict, texts: list[str], vectorizer_name: str, verify: boo
                       "embedding config, so the host settings do not apply: start a model server there, "
                       "or create the vectorizer again without base_url")
         raise
-    for v in got:
-        if vectors.dimensions(v) != dims:
-            fail(f"model {emb['model']!r} returned {vectors.dimensions(v)} dimensions, the vectorizer "
+    for got_dims in map(vectors.dimensions, got):
+        if got_dims != dims:
+            fail(f"model {emb['model']!r} returned {got_dims} dimensions, the vectorizer "
                  f"{vectorizer_name!r} stores {dims}", sqlstate="42804",
                  hint="recreate the vectorizer with the model's dimensions")
     return got
