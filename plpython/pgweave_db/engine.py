@@ -84,7 +84,7 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
     stored = store.read(st, keys_json)
 
     result = BatchResult(items=len(ids))
-    wanted: dict[str, list[tuple[int, str, str]]] = {}  # key -> [(seq, chunk, formatted)]
+    wanted: dict[str, list[tuple[int, str, str, str]]] = {}  # key -> [(seq, chunk, formatted, md5)]
     for key in keys:
         row = sources.get(key)
         if row is None:
@@ -97,8 +97,8 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
         except ValueError as exc:
             fail(f"vectorizer {vz.name!r}: {exc}", sqlstate="22023",
                  hint="fix the chunking config (recreate the vectorizer)")
-        wanted[key] = [(seq, piece, formatting.format_chunk(vz.config.get("formatting"), piece, fields))
-                       for seq, piece in enumerate(pieces)]
+        formatted = [formatting.format_chunk(vz.config.get("formatting"), piece, fields) for piece in pieces]
+        wanted[key] = [(seq, piece, text, _md5(text)) for seq, (piece, text) in enumerate(zip(pieces, formatted))]
 
     # Reuse the embedding of any chunk whose formatted text is unchanged (any key, any seq);
     # a new generation also looks in the live store when the model is the same (38_alter.sql).
@@ -106,8 +106,7 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
     known.update((r["embedded_md5"], r["embedding"]) for rows in stored.values() for r in rows)
     to_embed: dict[str, str] = {}
     for chunks in wanted.values():
-        for _, _, text in chunks:
-            digest = _md5(text)
+        for _, _, text, digest in chunks:
             if digest not in known:
                 to_embed.setdefault(digest, text)
     if to_embed:
@@ -122,7 +121,7 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
     rows: tuple[list, ...] = ([], [], [], [], [])  # key, seq, chunk, embedding, md5: unnest's arrays
     for key, chunks in wanted.items():
         before = sorted((r["chunk_seq"], r["chunk"], r["embedded_md5"]) for r in stored.get(key, []))
-        after = [(seq, piece, _md5(text)) for seq, piece, text in chunks]
+        after = [(seq, piece, digest) for seq, piece, _, digest in chunks]
         result.chunks_reused += sum(1 for _, _, d in after if d not in to_embed)
         if before == after:
             continue  # nothing to write: the store already holds exactly these chunks
