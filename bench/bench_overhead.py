@@ -175,6 +175,8 @@ def run_background(dsn: str, backends: int) -> None:
     empty; then the sessions are cancelled (between batches there is nothing to lose)."""
     pids: list[int] = []
     errors: list[BaseException] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:  # slots 1..backends share every vectorizer
+        conn.execute("SELECT ai._record_scheduler(current_database(), '{}', %s, NULL)", (backends,))
 
     def slot(n: int) -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -260,8 +262,6 @@ def main() -> None:
                 conn.execute("CREATE DATABASE overhead")
             dsn = cluster.dsn("overhead")
             install(dsn)
-            with psycopg.connect(dsn, autocommit=True) as conn:  # scheduler slots driven by hand below
-                conn.execute("SELECT ai._record_scheduler('overhead', '{}', 4, NULL)")
             pgai_dsn = None
             if not args.no_pgai:
                 pgai_dsn, pgai_note = setup_pgai(cluster, logs)
