@@ -57,12 +57,13 @@ TICK = os.sysconf("SC_CLK_TCK")
 # -- the synthetic server and CPU accounting ---------------------------------------------------
 
 @contextlib.contextmanager
-def synthetic_server(log: Path) -> Iterator[tuple[str, int]]:
-    """Start bench/synthetic_server.py; yield (URL, pid)."""
+def synthetic_server(log: Path, latency_ms: float = 0) -> Iterator[tuple[str, int]]:
+    """Start bench/synthetic_server.py (each answer ``latency_ms`` late); yield (URL, pid)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "python_client"),
                                                                      os.environ.get("PYTHONPATH")]))}
     with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, str(HERE / "synthetic_server.py")], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, str(HERE / "synthetic_server.py"), "--latency-ms", str(latency_ms)],
+                                stdout=subprocess.PIPE,
                                 stderr=err, text=True, env=env)
     try:
         url = proc.stdout.readline().strip()
@@ -245,7 +246,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=0, help="documentation pages (0: the whole manual)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-pgai", action="store_true")
-    parser.add_argument("--only", default="", help="comma-separated words: run the paths whose label has one")
+    parser.add_argument("--only", default="", help="comma-separated words: run the paths whose label has one "
+                                                  "('flight': the requests-in-flight table)")
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="the in-flight table's server latency")
+    parser.add_argument("--latency-rows", type=int, default=100, help="the in-flight table's documentation pages")
     args = parser.parse_args()
 
     docs = postgres_docs(limit=args.rows or None, prefix=None)
@@ -302,8 +306,35 @@ def main() -> None:
                     say(f"  {seconds:.1f}s = {n_chunks / seconds:.0f} chunks/s, checked")
                 raws.append(raw_rate(url, requests))
             print_tables(results, paths, raws, n_chunks, len(docs), args.rounds, pgai_note)
+        if not args.only or "flight" in args.only:
+            in_flight_table(dsn, docs[:args.latency_rows], args.latency_ms, args.rounds, logs)
     finally:
         cluster.destroy()
+
+
+def in_flight_table(dsn: str, docs: list, latency_ms: float, rounds: int, logs: Path) -> None:
+    """CALL backfills against a SYNTHETIC server that answers each request ``latency_ms`` late (a
+    remote API, a GPU server across a network), with 1, 2 and 4 embedding requests in flight."""
+    n_chunks = sum(len(formatted_chunks(d.title, d.body)) for d in docs)
+    seconds: dict[int, list[float]] = collections.defaultdict(list)
+    with synthetic_server(logs / "synthetic-latency.log", latency_ms) as (url, _):
+        for r in range(rounds):
+            for in_flight in (1, 2, 4):
+                reset(dsn, docs, lambda c: create_pgweave(c, url))
+                say(f"round {r + 1}: {latency_ms:g} ms latency, {in_flight} in flight ({n_chunks} chunks)")
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(f"SET ai.embedding_requests_in_flight = {in_flight}")
+                    start = time.perf_counter()
+                    conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
+                    seconds[in_flight].append(time.perf_counter() - start)
+                check_pgweave(dsn, len(docs), n_chunks, n_chunks, n_chunks, f"{in_flight} in flight")
+    base = n_chunks / statistics.median(seconds[1])
+    rows = [[f"{n}" + (" (default)" if n == 2 else ""), f"{n_chunks / statistics.median(s):.0f}",
+             f"{n_chunks / statistics.median(s) / base:.2f}x"] for n, s in seconds.items()]
+    table(f"A model server {latency_ms:g} ms away (SYNTHETIC, each answer {latency_ms:g} ms late): "
+          f"`CALL ai.execute_vectorizer`, {len(docs)} rows, {n_chunks} chunks, requests of {REQUEST}, "
+          f"median of {rounds}", ["`ai.embedding_requests_in_flight`", "chunks/s", "vs 1"], rows,
+          "One backend keeps that many embedding requests on their way while it reads the replies.")
 
 
 def setup_pgai(cluster: LocalCluster, logs: Path) -> tuple[str | None, str]:

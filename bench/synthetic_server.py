@@ -72,8 +72,9 @@ def route(vectors: list[bytes], dimensions: int, method: str, path: str, raw: by
     return 404, json.dumps({"error": f"no route {method} {path}"}).encode()
 
 
-async def serve(port: int, dimensions: int, ready: asyncio.Future | None = None) -> None:
-    """Serve until cancelled; prints the URL (or sets ``ready`` to it)."""
+async def serve(port: int, dimensions: int, ready: asyncio.Future | None = None, latency: float = 0.0) -> None:
+    """Serve until cancelled; prints the URL (or sets ``ready`` to it). ``latency``: seconds each
+    /api/embed answer waits first (requests overlap, as on a remote API or a GPU server)."""
     vectors = pool(dimensions)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -85,6 +86,8 @@ async def serve(port: int, dimensions: int, ready: asyncio.Future | None = None)
                 headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
                 status, body = route(vectors, dimensions, method, path.split("?")[0], raw)
+                if latency and path.startswith("/api/embed"):
+                    await asyncio.sleep(latency)
                 writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                              % (status, b"OK" if status == 200 else b"Not Found", len(body)) + body)
                 await writer.drain()
@@ -108,8 +111,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--dimensions", type=int, default=384)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="wait before each /api/embed answer")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.dimensions))
+    asyncio.run(serve(args.port, args.dimensions, latency=args.latency_ms / 1000))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ the same model, host and dimensions.
 
 from __future__ import annotations
 
+import collections
 import re
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import plpy
 
-from . import ollama, openai, vectors
+from . import ollama, openai, settings, vectors
 from .errors import fail
 
 IMPLEMENTATIONS = ("ollama", "openai")
@@ -27,39 +30,64 @@ def message(exc: BaseException) -> str:
 def embed_request(emb: dict, texts: list[str], vectorizer_name: str, verify: bool = True) -> list[str]:
     """Embed texts in one request; return pgvector literals, their dimensions checked
     (``verify`` False: numbers unchecked, for a caller whose cast reports them, the engine)."""
+    return _request_later(emb, texts, vectorizer_name, verify)()
+
+
+def _request_later(emb: dict, texts: list[str], vectorizer_name: str, verify: bool) -> Callable[[], list[str]]:
+    """Send one embedding request now; the returned function waits for it (see embed_request)."""
     dims = int(emb["dimensions"])
-    try:
+    with _base_url_hint(emb, vectorizer_name):
         if emb["implementation"] == "ollama":
-            got = ollama.embed(emb["model"], texts, emb.get("base_url"), emb.get("keep_alive"),
-                               emb.get("options"), verify=verify)
+            later = ollama.embed_later(emb["model"], texts, emb.get("base_url"), emb.get("keep_alive"),
+                                       emb.get("options"), verify=verify)
         elif emb["implementation"] == "openai":
-            got = openai.embed(emb["model"], texts, None, emb.get("api_key_name"),
-                               emb.get("dimensions"), emb.get("user"), emb.get("base_url"), verify=verify)
+            later = openai.embed_later(emb["model"], texts, None, emb.get("api_key_name"), emb.get("dimensions"),
+                                       emb.get("user"), emb.get("base_url"), verify=verify)
         else:
             fail(f"unknown embedding implementation {emb['implementation']!r}", sqlstate="22023",
                  hint="use ai.embedding_ollama(...) or ai.embedding_openai(...)")
+
+    def literals() -> list[str]:
+        with _base_url_hint(emb, vectorizer_name):
+            got = later()
+        for got_dims in map(vectors.dimensions, got):
+            if got_dims != dims:
+                fail(f"model {emb['model']!r} returned {got_dims} dimensions, the vectorizer "
+                     f"{vectorizer_name!r} stores {dims}", sqlstate="42804",
+                     hint="recreate the vectorizer with the model's dimensions")
+        return got
+
+    return literals
+
+
+@contextmanager
+def _base_url_hint(emb: dict, vectorizer_name: str) -> Iterator[None]:
+    """An unreachable server of a config that pins base_url gets a hint about that pin (the
+    usual hint names a setting that does not apply)."""
+    try:
+        yield
     except plpy.Error as exc:
         if emb.get("base_url") and getattr(exc, "sqlstate", None) in ("08000", "08001"):
-            fail(message(exc), sqlstate=exc.sqlstate,  # the usual hint names a setting that does not apply
+            fail(message(exc), sqlstate=exc.sqlstate,
                  hint=f"the vectorizer {vectorizer_name!r} pins base_url => {emb['base_url']!r} in its "
                       "embedding config, so the host settings do not apply: start a model server there, "
                       "or create the vectorizer again without base_url")
         raise
-    for got_dims in map(vectors.dimensions, got):
-        if got_dims != dims:
-            fail(f"model {emb['model']!r} returned {got_dims} dimensions, the vectorizer "
-                 f"{vectorizer_name!r} stores {dims}", sqlstate="42804",
-                 hint="recreate the vectorizer with the model's dimensions")
-    return got
 
 
 def embed_texts(emb: dict, texts: list[str], batch_size: int, vectorizer_name: str) -> tuple[list, int]:
-    """Embed texts in requests of batch_size; return the pgvector literals and the request count.
-    For the engine: the numbers are checked by the store's insert (store.replace)."""
+    """Embed texts in requests of batch_size, settings.requests_in_flight() at a time; return
+    the pgvector literals (in order) and the request count. For the engine: the numbers are
+    checked by the store's insert (store.replace)."""
     size = max(1, int(batch_size))
     literals: list[str] = []
-    calls = 0
+    waiting: collections.deque = collections.deque()
+    calls, in_flight = 0, settings.requests_in_flight()
     for start in range(0, len(texts), size):
-        literals.extend(embed_request(emb, texts[start:start + size], vectorizer_name, verify=False))
+        waiting.append(_request_later(emb, texts[start:start + size], vectorizer_name, verify=False))
         calls += 1
+        if len(waiting) >= in_flight:
+            literals.extend(waiting.popleft()())
+    while waiting:
+        literals.extend(waiting.popleft()())
     return literals, calls

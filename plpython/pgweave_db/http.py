@@ -138,26 +138,35 @@ class _Runner:
 _idle: list[_Runner] = []
 
 
-def _in_thread(deadline_seconds: float, work, *args) -> Any:
-    """Run work(*args) in a request thread; wait for it in slices, checking for interrupts
-    between them.
-
-    Raises _GaveUp after ``deadline_seconds``: the socket timeout bounds each wait for a byte,
-    not a server that sends one byte at a time, or asks to be retried after a day.
-    """
+def _start(work, *args) -> tuple[threading.Event, dict[str, Any]]:
+    """Hand work(*args) to an idle request thread; its outcome lands in the dict."""
     outcome: dict[str, Any] = {}
     done = threading.Event()
     runner = _idle.pop() if _idle else _Runner()
     runner.inbox.put((work, args, outcome, done))
-    deadline = time.monotonic() + deadline_seconds
+    return done, outcome
+
+
+def _wait(done: threading.Event, outcome: dict[str, Any], until: float) -> Any:
+    """Wait for a started work in slices, checking for interrupts between them; its value.
+
+    Raises _GaveUp at ``until`` (time.monotonic()): the socket timeout bounds each wait for a
+    byte, not a server that sends one byte at a time, or asks to be retried after a day.
+    """
     while not done.wait(_SLICE_SECONDS):
         _check_for_interrupts()
-        if time.monotonic() > deadline:
+        if time.monotonic() > until:
             raise _GaveUp()
     _check_for_interrupts()  # a timeout that fired as the request ended wins over its outcome
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def _in_thread(deadline_seconds: float, work, *args) -> Any:
+    """Run work(*args) in a request thread and wait for it (see _wait)."""
+    done, outcome = _start(work, *args)
+    return _wait(done, outcome, time.monotonic() + deadline_seconds)
 
 
 def _deadline(socket_timeout: float, retries: int) -> float:
@@ -175,9 +184,23 @@ def download(url: str, *, timeout: float, max_bytes: int, retries: int) -> Reply
     return _in_thread(_deadline(timeout, retries), _fetch, "GET", url, None, None, timeout, max_bytes, retries)
 
 
-def request(method: str, url: str, *, json: Any = None, headers: dict | None = None,
-            unreachable_hint: str, quick: bool = False) -> Reply:
-    """Send one request to an allowed host; turn transport failures into errors with a hint.
+@dataclass
+class Sent:
+    """A request on its way (``send``); ``receive`` waits for its reply."""
+    url: str
+    done: threading.Event
+    outcome: dict
+    until: float            # time.monotonic() when the whole request is given up on
+    deadline: float         # the same, in seconds from the start
+    socket_timeout: float
+    max_bytes: int
+    unreachable_hint: str
+
+
+def send(method: str, url: str, *, json: Any = None, headers: dict | None = None,
+         unreachable_hint: str, quick: bool = False) -> Sent:
+    """Start one request to an allowed host in a request thread, and return at once: a
+    caller may send the next one before it ``receive``s this one's reply.
 
     ``quick``: a probe that must not hold anyone up (at most 5 s, no retries).
     """
@@ -190,30 +213,45 @@ def request(method: str, url: str, *, json: Any = None, headers: dict | None = N
     max_bytes = int(settings.limit("max_reply_bytes"))
     retries = 0 if quick else settings.retries()
     deadline = _deadline(socket_timeout, retries)
+    done, outcome = _start(_fetch, method, url, json, headers, socket_timeout, max_bytes, retries)
+    return Sent(url, done, outcome, time.monotonic() + deadline, deadline, socket_timeout, max_bytes,
+                unreachable_hint)
+
+
+def receive(sent: Sent) -> Reply:
+    """Wait for a sent request's reply; turn transport failures into errors with a hint."""
+    url = sent.url
     try:
-        return _in_thread(deadline, _fetch, method, url, json, headers, socket_timeout, max_bytes, retries)
+        return _wait(sent.done, sent.outcome, sent.until)
     except _GaveUp:
-        fail(f"the model server at {_origin(url)} did not finish answering within {deadline:g} s",
+        fail(f"the model server at {_origin(url)} did not finish answering within {sent.deadline:g} s",
              hint=_TIMEOUT_HINT, sqlstate="57014")
     except _TooLarge as exc:
-        fail(f"the model server at {_origin(url)} sent a reply larger than {max_bytes} bytes "
+        fail(f"the model server at {_origin(url)} sent a reply larger than {sent.max_bytes} bytes "
              f"(at least {exc.args[0]})", sqlstate="54000",
              hint="ask for less (fewer inputs per call, a lower max_tokens), or have a superuser "
                   "raise max_reply_bytes: UPDATE ai._model_call_limit SET value = ... "
                   "WHERE name = 'max_reply_bytes'")
     except requests.exceptions.Timeout:
-        fail(f"the model server at {_origin(url)} did not answer within {socket_timeout:g} s",
+        fail(f"the model server at {_origin(url)} did not answer within {sent.socket_timeout:g} s",
              hint=_TIMEOUT_HINT, sqlstate="57014")
     except requests.exceptions.ConnectionError as exc:
         if _is_read_timeout(exc):
-            fail(f"the model server at {_origin(url)} did not answer within {socket_timeout:g} s",
+            fail(f"the model server at {_origin(url)} did not answer within {sent.socket_timeout:g} s",
                  hint=_TIMEOUT_HINT, sqlstate="57014")
-        fail(f"cannot reach the model server at {_origin(url)}", hint=unreachable_hint,
+        fail(f"cannot reach the model server at {_origin(url)}", hint=sent.unreachable_hint,
              sqlstate="08001")
     except requests.exceptions.RequestException as exc:
         fail(f"request to the model server at {_origin(url)} failed: {type(exc).__name__}",
-             hint=unreachable_hint, sqlstate="08000")
+             hint=sent.unreachable_hint, sqlstate="08000")
     raise AssertionError("unreachable")
+
+
+def request(method: str, url: str, *, json: Any = None, headers: dict | None = None,
+            unreachable_hint: str, quick: bool = False) -> Reply:
+    """Send one request and wait for its reply (``send`` and ``receive``)."""
+    return receive(send(method, url, json=json, headers=headers, unreachable_hint=unreachable_hint,
+                        quick=quick))
 
 
 def _is_read_timeout(exc: Exception) -> bool:
@@ -286,22 +324,8 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
-def call(method: str, url: str, *, payload: Any = None, headers: dict | None = None,
-         unreachable_hint: str, models_hint=None, secret: str | None = None, quick: bool = False) -> Any:
-    """Send a request and return its JSON body; map every failure to an error with a hint.
-
-    ``models_hint`` is called for a 404 to list the models the server does have.
-    """
-    return json_body(answer(method, url, payload=payload, headers=headers, unreachable_hint=unreachable_hint,
-                            models_hint=models_hint, secret=secret, quick=quick), url)
-
-
-def answer(method: str, url: str, *, payload: Any = None, headers: dict | None = None,
-           unreachable_hint: str, models_hint=None, secret: str | None = None, quick: bool = False) -> Reply:
-    """Send a request and return a successful reply as it came (for a caller that reads the
-    body itself); map every failure to an error with a hint, as ``call`` does."""
-    response = request(method, url, json=payload, headers=headers, unreachable_hint=unreachable_hint,
-                       quick=quick)
+def checked(response: Reply, url: str, payload: Any = None, models_hint=None, secret: str | None = None) -> Reply:
+    """A successful reply as it is; any other status as an error that says what to do."""
     status = response.status_code
     if status < 300:
         return response

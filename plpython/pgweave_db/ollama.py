@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import plpy
 
@@ -24,15 +24,20 @@ def _unreachable_hint(host: str, explicit: bool) -> str:
             "SET ai.ollama_host = '...' for every session, the background job's included")
 
 
-def _call(host: str | None, method: str, path: str, payload: dict | None = None,
-          quick: bool = False, raw: bool = False) -> Any:
-    """Call ``path`` on the host argument (or the configured host); return the JSON object
-    (``raw``: the successful reply as it came)."""
+def _send(host: str | None, method: str, path: str, payload: dict | None = None,
+          quick: bool = False) -> Callable[[], http.Reply]:
+    """Send a request to ``path`` on the host argument (or the configured host) now; the
+    returned function waits for its reply and returns it when successful."""
     url = settings.ollama_host(host)
-    return (http.answer if raw else http.call)(
-        method, url + path, payload=payload, quick=quick,
-        unreachable_hint=_unreachable_hint(url, explicit=bool(host)),
-        models_hint=lambda: _available_models_hint(url))
+    sent = http.send(method, url + path, json=payload, quick=quick,
+                     unreachable_hint=_unreachable_hint(url, explicit=bool(host)))
+    return lambda: http.checked(http.receive(sent), url + path, payload, lambda: _available_models_hint(url))
+
+
+def _call(host: str | None, method: str, path: str, payload: dict | None = None,
+          quick: bool = False) -> Any:
+    """Call ``path`` on the host argument (or the configured host); return the JSON object."""
+    return http.json_body(_send(host, method, path, payload, quick)(), settings.ollama_host(host) + path)
 
 
 def _available_models_hint(host: str) -> str:
@@ -96,20 +101,33 @@ def _list(body: dict, host: str | None) -> list[dict[str, Any]]:
 
 def embed(model: str, inputs: Sequence[str], host: str | None = None, keep_alive: str | None = None,
           options: str | dict | None = None, truncate: bool = True, verify: bool = True) -> list[str]:
-    """Embed all ``inputs`` in one /api/embed request; return one pgvector literal per input
-    (``verify``: see vectors.ollama_literals)."""
+    """Embed all ``inputs`` in one /api/embed request; return one pgvector literal per input."""
+    return embed_later(model, inputs, host, keep_alive, options, truncate, verify)()
+
+
+def embed_later(model: str, inputs: Sequence[str], host: str | None = None, keep_alive: str | None = None,
+                options: str | dict | None = None, truncate: bool = True,
+                verify: bool = True) -> Callable[[], list[str]]:
+    """Send an /api/embed request for all ``inputs`` now; the returned function waits for it and
+    returns one pgvector literal per input (``verify``: see vectors.ollama_literals). A caller
+    may send the next request before it waits for this one."""
     _require_model(model)
     payload: dict[str, Any] = {"model": model, "input": list(inputs), "truncate": truncate}
     _add_optional(payload, keep_alive=keep_alive, options=json_arg(options, "embedding_options", dict))
     url = settings.ollama_host(host)
-    reply = _call(host, "POST", "/api/embed", payload, raw=True)
-    embeddings = vectors.ollama_literals(reply.content, len(inputs), verify)
-    if embeddings is None:  # not the plain shape: decode it, and say what is wrong with it
-        embeddings = http.vectors(http.json_body(reply, url).get("embeddings") or [], url)
-    if len(embeddings) != len(inputs):
-        fail(f"{url}/api/embed returned {len(embeddings)} embeddings for {len(inputs)} inputs",
-             hint="the server is not Ollama-compatible; check ai.ollama_host")
-    return embeddings
+    reply_of = _send(host, "POST", "/api/embed", payload)
+
+    def literals() -> list[str]:
+        reply = reply_of()
+        embeddings = vectors.ollama_literals(reply.content, len(inputs), verify)
+        if embeddings is None:  # not the plain shape: decode it, and say what is wrong with it
+            embeddings = http.vectors(http.json_body(reply, url).get("embeddings") or [], url)
+        if len(embeddings) != len(inputs):
+            fail(f"{url}/api/embed returned {len(embeddings)} embeddings for {len(inputs)} inputs",
+                 hint="the server is not Ollama-compatible; check ai.ollama_host")
+        return embeddings
+
+    return literals
 
 
 def generate(model: str, prompt: str, host: str | None = None, images: list | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import plpy
 
@@ -23,16 +23,23 @@ def _unreachable_hint(explicit: bool) -> str:
             "e.g. SET ai.openai_base_url = 'http://localhost:11434/v1'")
 
 
-def _call(base_url: str | None, method: str, path: str, key: str | None,
-          payload: dict | None = None, quick: bool = False, raw: bool = False) -> Any:
-    """Call ``path`` on the base_url argument (or the configured one); return the JSON object
-    (``raw``: the successful reply as it came)."""
+def _send(base_url: str | None, method: str, path: str, key: str | None,
+          payload: dict | None = None, quick: bool = False) -> Callable[[], http.Reply]:
+    """Send a request to ``path`` on the base_url argument (or the configured one) now; the
+    returned function waits for its reply and returns it when successful."""
     url = settings.openai_base_url(base_url)
     headers = {"Authorization": f"Bearer {key}"} if key else None
-    return (http.answer if raw else http.call)(
-        method, url + path, payload=payload, headers=headers, quick=quick,
-        unreachable_hint=_unreachable_hint(explicit=bool(base_url)), secret=key,
-        models_hint=lambda: _available_models_hint(url, key))
+    sent = http.send(method, url + path, json=payload, headers=headers, quick=quick,
+                     unreachable_hint=_unreachable_hint(explicit=bool(base_url)))
+    return lambda: http.checked(http.receive(sent), url + path, payload,
+                                lambda: _available_models_hint(url, key), key)
+
+
+def _call(base_url: str | None, method: str, path: str, key: str | None,
+          payload: dict | None = None, quick: bool = False) -> Any:
+    """Call ``path`` on the base_url argument (or the configured one); return the JSON object."""
+    return http.json_body(_send(base_url, method, path, key, payload, quick)(),
+                          settings.openai_base_url(base_url) + path)
 
 
 def _data(body: dict, base_url: str | None) -> list[dict]:
@@ -59,8 +66,16 @@ def _key(api_key: str | None, api_key_name: str | None) -> str | None:
 def embed(model: str, inputs: Sequence[str], api_key: str | None = None,
           api_key_name: str | None = None, dimensions: int | None = None,
           user: str | None = None, base_url: str | None = None, verify: bool = True) -> list[str]:
-    """Embed all ``inputs`` in one /embeddings request; return pgvector literals in input order
-    (``verify``: see vectors.openai_literals)."""
+    """Embed all ``inputs`` in one /embeddings request; return pgvector literals in input order."""
+    return embed_later(model, inputs, api_key, api_key_name, dimensions, user, base_url, verify)()
+
+
+def embed_later(model: str, inputs: Sequence[str], api_key: str | None = None,
+                api_key_name: str | None = None, dimensions: int | None = None,
+                user: str | None = None, base_url: str | None = None,
+                verify: bool = True) -> Callable[[], list[str]]:
+    """Send an /embeddings request for all ``inputs`` now; the returned function waits for it and
+    returns pgvector literals in input order (``verify``: see vectors.openai_literals)."""
     if not model:
         fail("model must not be NULL or empty", hint="name a model, e.g. 'text-embedding-3-small'",
              sqlstate="22004")
@@ -69,17 +84,22 @@ def embed(model: str, inputs: Sequence[str], api_key: str | None = None,
              hint="omit dimensions to get the model's full size")
     payload: dict[str, Any] = {"model": model, "input": list(inputs), "encoding_format": "float"}
     _add_optional(payload, dimensions=dimensions, user=user)
-    reply = _call(base_url, "POST", "/embeddings", _key(api_key, api_key_name), payload, raw=True)
+    reply_of = _send(base_url, "POST", "/embeddings", _key(api_key, api_key_name), payload)
     url = settings.openai_base_url(base_url)
-    fast = vectors.openai_literals(reply.content, len(inputs), verify)
-    if fast is not None:
-        return fast
-    data = _data(http.json_body(reply, url), base_url)  # not the plain shape: decode, check, say
-    if len(data) != len(inputs):
-        fail(f"{url}/embeddings returned {len(data)} embeddings for {len(inputs)} inputs",
-             hint="the server is not OpenAI-compatible; check ai.openai_base_url")
-    ordered = sorted(data, key=lambda d: d.get("index") if isinstance(d.get("index"), int) else 0)
-    return http.vectors([item.get("embedding") for item in ordered], url)
+
+    def literals() -> list[str]:
+        reply = reply_of()
+        fast = vectors.openai_literals(reply.content, len(inputs), verify)
+        if fast is not None:
+            return fast
+        data = _data(http.json_body(reply, url), base_url)  # not the plain shape: decode, check, say
+        if len(data) != len(inputs):
+            fail(f"{url}/embeddings returned {len(data)} embeddings for {len(inputs)} inputs",
+                 hint="the server is not OpenAI-compatible; check ai.openai_base_url")
+        ordered = sorted(data, key=lambda d: d.get("index") if isinstance(d.get("index"), int) else 0)
+        return http.vectors([item.get("embedding") for item in ordered], url)
+
+    return literals
 
 
 def chat_complete(model: str, messages: Any, api_key: str | None = None,

@@ -19,6 +19,9 @@ DEFAULT_OLLAMA_HOST = "http://localhost:11434"
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT_SECONDS = 120.0
 DEFAULT_RETRIES = 3
+# Embedding requests a backfill keeps in flight: the next one is on its way while the backend
+# reads the last reply (and a remote server's latency is paid once per two requests).
+DEFAULT_IN_FLIGHT = 2.0
 # Used when the limits table has no row (a superuser deleted it).
 DEFAULT_LIMITS = {"max_http_timeout": 600.0, "max_reply_bytes": 32 * 1024 * 1024,
                   "max_chunks_per_row": 10000.0}
@@ -67,6 +70,12 @@ def timeout_seconds() -> float:
 def retries() -> int:
     """``ai.http_retries``: retries on connection errors, 429 and 5xx (default 3, at most 10)."""
     return int(min(10.0, _positive_float("ai.http_retries", DEFAULT_RETRIES, allow_zero=True)))
+
+
+def requests_in_flight() -> int:
+    """``ai.embedding_requests_in_flight``: embedding requests a backfill keeps on their way at
+    once (default 2, at most 8; 1 waits for each reply before sending the next request)."""
+    return int(min(8.0, max(1.0, _positive_float("ai.embedding_requests_in_flight", DEFAULT_IN_FLIGHT))))
 
 
 def statement_seconds_left() -> float | None:

@@ -16,6 +16,8 @@ Bad inputs tried, and their outcomes now (before: the outcome in brackets):
 - a reply dripping in a byte every 0.3 s: given up on after the call's deadline (attempts x
   timeout + backoff) [read for as long as it dripped];
 - a reply larger than max_reply_bytes, with or without Content-Length: refused, 54000 [read whole];
+- SET ai.embedding_requests_in_flight = 'many': an error naming the setting, recorded for the
+  batch; a number: that many requests at once, never more [setting new];
 - a reply nested 100,000 deep, or with strings for numbers: a clear error [RecursionError,
   ValueError: could not convert string to float]; numbers that are not numbers (1-2), NaN or
   1e999 in an otherwise plain reply (whose arrays are passed through to pgvector undecoded):
@@ -82,8 +84,9 @@ class TinyServer:
             def _any(self):
                 """Record the request, then answer it."""
                 length = int(self.headers.get("Content-Length") or 0)
+                self.body = self.rfile.read(length) if length else b""
                 server.seen.append({"path": self.path, "authorization": self.headers.get("Authorization"),
-                                    "body": self.rfile.read(length) if length else b""})
+                                    "body": self.body})
                 server.got_request.set()
                 try:
                     answer(server, self)
@@ -349,6 +352,48 @@ def test_openai_replies_come_back_in_input_order_spaced_or_not(role, body):
     assert rows == [(0, "[1,2]"), (1, "[0.25,-0.0015]")]
 
 
+def test_a_backfill_keeps_as_many_requests_in_flight_as_set_and_refuses_nonsense(role):
+    """Requests overlap at a slow server (the next is sent before the last reply is read), as
+    many as ai.embedding_requests_in_flight says; the vectors still land on their own rows."""
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def overlapping(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
+        if not handler.path.endswith("/api/embed"):
+            return send(handler, b'{"models": []}')
+        inputs = json.loads(handler.body)["input"]
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        server.stop.wait(0.3)
+        with lock:
+            state["now"] -= 1
+        vectors = [[float(len(text))] + [0.5] * 383 for text in inputs]  # each row's own vector
+        send(handler, json.dumps({"embeddings": vectors}).encode())
+
+    with tiny_server(overlapping) as server, psycopg.connect(role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE flight_docs (id int PRIMARY KEY, body text)")
+        conn.execute("""SELECT ai.create_vectorizer('flight_docs'::regclass, loading => ai.loading_column('body'),
+                        embedding => ai.embedding_ollama('all-minilm', 384, base_url => %s),
+                        processing => ai.processing_default(embedding_batch_size => 1),
+                        chunking => ai.chunking_none(), scheduling => ai.scheduling_none())""", (server.url,))
+        for in_flight in (None, "1", "3"):
+            conn.execute("TRUNCATE flight_docs")
+            conn.execute("INSERT INTO flight_docs SELECT i, repeat('x', i) FROM generate_series(1, 6) i")
+            if in_flight:
+                conn.execute(f"SET ai.embedding_requests_in_flight = {in_flight}")
+            state["most"] = 0
+            conn.execute("CALL ai.execute_vectorizer('flight_docs_embedding')")
+            assert state["most"] == int(in_flight or 2), (in_flight, state)
+            stored = conn.execute("SELECT id, (embedding::real[])[1] FROM flight_docs_embedding_store ORDER BY id").fetchall()
+            assert stored == [(i, float(i)) for i in range(1, 7)]
+        conn.execute("SET ai.embedding_requests_in_flight = 'many'")
+        conn.execute("INSERT INTO flight_docs VALUES (7, 'seven')")
+        conn.execute("CALL ai.execute_vectorizer('flight_docs_embedding')")
+        error = conn.execute("SELECT message FROM ai.vectorizer_errors WHERE name = 'flight_docs_embedding' "
+                             "ORDER BY recorded DESC LIMIT 1").fetchone()[0]
+    assert "ai.embedding_requests_in_flight = 'many' is not a positive number" in error
+
+
 def test_a_number_no_float32_holds_is_refused_by_pgvector_naming_it(role):
     with tiny_server(fixed(b'{"embeddings":[[1e999,0.5]]}')) as server:
         with psycopg.connect(role) as conn:
@@ -360,7 +405,9 @@ def test_a_vectorizer_fed_number_lookalikes_stores_nothing_and_blames_the_server
     """The engine passes the server's arrays to pgvector without decoding them: a reply that
     only looks like numbers fails the batch with an error about the server, not about the rows."""
     def lookalikes(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
-        inputs = json.loads(server.seen[-1]["body"])["input"]
+        if not handler.path.endswith("/api/embed"):
+            return send(handler, b'{"models": []}')
+        inputs = json.loads(handler.body)["input"]
         vector = "[" + ",".join(["1-2"] + ["0.5"] * 383) + "]"
         send(handler, ('{"model":"all-minilm","embeddings":[' + ",".join([vector] * len(inputs)) + "]}").encode())
 
