@@ -27,14 +27,15 @@ def message(exc: BaseException) -> str:
     return _PREFIX.sub("", str(exc) or type(exc).__name__)
 
 
-def embed_request(emb: dict, texts: list[str], vectorizer_name: str, verify: bool = True) -> list[str]:
-    """Embed texts in one request; return pgvector literals, their dimensions checked
-    (``verify`` False: numbers unchecked, for a caller whose cast reports them, the engine)."""
-    return _request_later(emb, texts, vectorizer_name, verify)()
+def embed_request(emb: dict, texts: list[str], vectorizer_name: str) -> list[str]:
+    """Embed texts in one request; return pgvector literals, their numbers and dimensions checked."""
+    return _request_later(emb, texts, vectorizer_name, verify=True)()
 
 
 def _request_later(emb: dict, texts: list[str], vectorizer_name: str, verify: bool) -> Callable[[], list[str]]:
-    """Send one embedding request now; the returned function waits for it (see embed_request)."""
+    """Send one embedding request now; the returned function waits for it and returns its
+    literals, dimensions checked (``verify`` False: numbers unchecked, for the engine, whose
+    store insert casts and reports them)."""
     dims = int(emb["dimensions"])
     with _base_url_hint(emb, vectorizer_name):
         if emb["implementation"] == "ollama":

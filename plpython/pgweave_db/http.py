@@ -247,13 +247,6 @@ def receive(sent: Sent) -> Reply:
     raise AssertionError("unreachable")
 
 
-def request(method: str, url: str, *, json: Any = None, headers: dict | None = None,
-            unreachable_hint: str, quick: bool = False) -> Reply:
-    """Send one request and wait for its reply (``send`` and ``receive``)."""
-    return receive(send(method, url, json=json, headers=headers, unreachable_hint=unreachable_hint,
-                        quick=quick))
-
-
 def _is_read_timeout(exc: Exception) -> bool:
     """A read timeout surfaces as a ConnectionError once urllib3's retries are exhausted."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
