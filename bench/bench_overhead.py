@@ -315,19 +315,22 @@ def main() -> None:
 def in_flight_table(dsn: str, docs: list, latency_ms: float, rounds: int, logs: Path) -> None:
     """CALL backfills against a SYNTHETIC server that answers each request ``latency_ms`` late (a
     remote API, a GPU server across a network), with 1, 2 and 4 embedding requests in flight."""
-    n_chunks = sum(len(formatted_chunks(d.title, d.body)) for d in docs)
+    texts = [t for d in docs for t in formatted_chunks(d.title, d.body)]
+    n_chunks = len(texts)
     seconds: dict[int, list[float]] = collections.defaultdict(list)
     with synthetic_server(logs / "synthetic-latency.log", latency_ms) as (url, _):
         for r in range(rounds):
             for in_flight in (1, 2, 4):
                 reset(dsn, docs, lambda c: create_pgweave(c, url))
                 say(f"round {r + 1}: {latency_ms:g} ms latency, {in_flight} in flight ({n_chunks} chunks)")
+                texts_before = server_texts(url)
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"SET ai.embedding_requests_in_flight = {in_flight}")
                     start = time.perf_counter()
                     conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
                     seconds[in_flight].append(time.perf_counter() - start)
-                check_pgweave(dsn, len(docs), n_chunks, n_chunks, n_chunks, f"{in_flight} in flight")
+                check_pgweave(dsn, len(docs), n_chunks, len(set(texts)), server_texts(url) - texts_before,
+                              f"{in_flight} in flight")
     base = n_chunks / statistics.median(seconds[1])
     rows = [[f"{n}" + (" (default)" if n == 2 else ""), f"{n_chunks / statistics.median(s):.0f}",
              f"{n_chunks / statistics.median(s) / base:.2f}x"] for n, s in seconds.items()]

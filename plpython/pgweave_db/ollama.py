@@ -100,9 +100,9 @@ def _list(body: dict, host: str | None) -> list[dict[str, Any]]:
 
 
 def embed(model: str, inputs: Sequence[str], host: str | None = None, keep_alive: str | None = None,
-          options: str | dict | None = None, truncate: bool = True, verify: bool = True) -> list[str]:
+          options: str | dict | None = None, truncate: bool = True) -> list[str]:
     """Embed all ``inputs`` in one /api/embed request; return one pgvector literal per input."""
-    return embed_later(model, inputs, host, keep_alive, options, truncate, verify)()
+    return embed_later(model, inputs, host, keep_alive, options, truncate)()
 
 
 def embed_later(model: str, inputs: Sequence[str], host: str | None = None, keep_alive: str | None = None,

@@ -65,9 +65,9 @@ def _key(api_key: str | None, api_key_name: str | None) -> str | None:
 
 def embed(model: str, inputs: Sequence[str], api_key: str | None = None,
           api_key_name: str | None = None, dimensions: int | None = None,
-          user: str | None = None, base_url: str | None = None, verify: bool = True) -> list[str]:
+          user: str | None = None, base_url: str | None = None) -> list[str]:
     """Embed all ``inputs`` in one /embeddings request; return pgvector literals in input order."""
-    return embed_later(model, inputs, api_key, api_key_name, dimensions, user, base_url, verify)()
+    return embed_later(model, inputs, api_key, api_key_name, dimensions, user, base_url)()
 
 
 def embed_later(model: str, inputs: Sequence[str], api_key: str | None = None,

@@ -25,7 +25,7 @@ from . import embedding, gateway, settings
 from .errors import fail
 
 _PREPARED: dict[str, Any] = {}
-_fresh: dict[str, list[float]] = {}    # the model's vector for a key, until it is written
+_fresh: dict[str, str] = {}    # the model's vector (pgvector text) for a key, until it is written
 
 
 def prepared(sql: str, types: list[str]) -> Any:
