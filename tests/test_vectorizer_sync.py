@@ -15,7 +15,7 @@ import pytest
 from pgweave_testing.checker import check_exact, stored_chunks
 from pgweave_testing.claims import read_claims, record_claims
 from pgweave_testing.fault_proxy import FaultProxy
-from pgweave_testing.helpers import execute_vectorizer, served_inputs, started, wait_until
+from pgweave_testing.helpers import APP_OWNER, execute_vectorizer, role_dsn, served_inputs, started, wait_until
 from pgweave_testing.vectorizers import create_vectorizer
 
 PARAGRAPHS = [
@@ -260,6 +260,41 @@ def test_concurrent_drainers_split_the_queue_without_double_processing_or_loss(d
         assert conn.execute("SELECT items_processed, chunks_embedded FROM ai.vectorizer_status").fetchone() == (120, 60)
         assert conn.execute("SELECT count(*) FROM ai.vectorizer_errors").fetchone()[0] == 0
     check_exact(db, st_model)
+
+
+@pytest.mark.parametrize("plan", ["index scan", "sort"])
+def test_a_claim_locks_only_the_keys_it_claims_whatever_its_plan(background_db, plan):
+    """A second backend finds work while the first holds a batch, even when the first's claim
+    is planned as a sort of the whole queue (a sequential scan, or a generic plan): before,
+    such a claim took every queued key's advisory lock until its commit, and the other
+    scheduler backends and workers found nothing to claim and slept. As a table owner who is
+    not a superuser, in a database that is not pg_cron's."""
+    table = "claims_" + plan.replace(" ", "_")
+    owner = role_dsn(background_db, APP_OWNER)
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE app.{table} (id int PRIMARY KEY, body text)")
+        vid = conn.execute(f"""SELECT ai.create_vectorizer('app.{table}'::regclass,
+            loading => ai.loading_column('body'), embedding => ai.embedding_ollama('all-minilm', 384),
+            processing => ai.processing_default(batch_size => 3),
+            scheduling => ai.scheduling_none())""").fetchone()[0]
+        conn.execute(f"INSERT INTO app.{table} SELECT i, 'row ' || i FROM generate_series(1, 12) i")
+    claim = f"SELECT ai._engine_op({vid}, 'claim')::jsonb"
+    with psycopg.connect(owner) as first, psycopg.connect(owner) as second:
+        if plan == "sort":  # the claim's statement is prepared in this session, with these settings
+            first.execute("SET enable_indexscan = off")
+            first.execute("SET enable_bitmapscan = off")
+        held = first.execute(claim).fetchone()[0]  # its transaction stays open: a batch in progress
+        assert len(held["ids"]) == 3
+        advisory = first.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                 "AND pid = pg_backend_pid()").fetchone()[0]
+        assert advisory == 3  # one per claimed key, not one per queued row
+        other = second.execute(claim).fetchone()[0]
+        assert len(other["ids"]) == 3 and not set(other["ids"]) & set(held["ids"])
+        first.rollback()
+        second.rollback()
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute(f"CALL ai.execute_vectorizer({vid})")
+        assert conn.execute(f"SELECT count(*) FROM app.{table}_embedding_store").fetchone()[0] == 12
 
 
 def _one_batch(dsn: str, name: str) -> None:

@@ -55,7 +55,7 @@ def _lock_view(row_type: int) -> None:
     if view:
         try:
             with plpy.subtransaction():
-                plpy.execute(f"LOCK TABLE {view[0]['rel']} IN ACCESS SHARE MODE")
+                plpy.execute(prepared(f"LOCK TABLE {view[0]['rel']} IN ACCESS SHARE MODE", []))
         except plpy.SPIError:
             pass
 

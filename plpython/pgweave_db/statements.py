@@ -97,11 +97,18 @@ def build(vz: Vectorizer) -> Statements:
         WHERE e.extname OPERATOR(pg_catalog.=) 'vector'""")[0]["nspname"]
     due = "(q._retry_after IS NULL OR q._retry_after OPERATOR(pg_catalog.<=) pg_catalog.now())"
     return Statements(
+        # The key's advisory lock is tried only on the rows the LIMIT kept (a CTE): in the
+        # WHERE of the scan, a plan that sorts (a sequential scan, a generic plan) would try
+        # it on every queued row and hold the keys of the whole backlog until commit, so the
+        # other backends found nothing to claim and slept.
         claim=plpy.prepare(f"""
-            SELECT q._id AS id, {key_of('q')}::pg_catalog.text AS key FROM {vz.queue} q
-            WHERE {due} AND NOT q._id OPERATOR(pg_catalog.=) ANY($2) AND {lock('q')}
-            ORDER BY q._id LIMIT $1
-            FOR UPDATE OF q SKIP LOCKED""", ["int", "bigint[]"]),
+            WITH picked AS (
+                SELECT q.* FROM {vz.queue} q
+                WHERE {due} AND NOT q._id OPERATOR(pg_catalog.=) ANY($2)
+                ORDER BY q._id LIMIT $1
+                FOR UPDATE OF q SKIP LOCKED)
+            SELECT q._id AS id, {key_of('q')}::pg_catalog.text AS key FROM picked q
+            WHERE {lock('q')}""", ["int", "bigint[]"]),
         claim_ids=plpy.prepare(f"""
             SELECT q._id AS id, {key_of('q')}::pg_catalog.text AS key FROM {vz.queue} q
             WHERE q._id OPERATOR(pg_catalog.=) ANY($1) AND {lock('q')}
