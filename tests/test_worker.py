@@ -74,6 +74,7 @@ def test_a_waiting_worker_is_woken_by_notify(db, st_model):
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute("INSERT INTO notes VALUES (1, 'A fresh note.')")
         sql_until(db, "SELECT count(*) = 1 FROM notes_embedding", "the worker, woken by NOTIFY, embedded the note")
+        wait_until(lambda: len(rounds) >= 2, "the worker's second round to end")  # it ends after its commit
         assert rounds == [1, 2]
     finally:
         stop.set()

@@ -85,6 +85,13 @@ def build(vz: Vectorizer) -> Statements:
                 f"pg_catalog.hashtext(ROW({row})::pg_catalog.text))")
 
     keys = f"pg_catalog.jsonb_populate_recordset(NULL::{vz.queue}, $1::pg_catalog.jsonb)"
+
+    def per_key(table: str, columns: str = "st.*") -> str:
+        # A table's rows of one key k (store or source): one probe of its key index per key,
+        # whatever the statistics say. A join let a plan made while the store was small (a
+        # hash join over a sequential scan) read the whole store every batch as it grew,
+        # until autovacuum analyzed it again.
+        return f"(SELECT {columns} FROM {table} st WHERE {join('st', 'k')} OFFSET 0)"
     fields = ", ".join(f"{plpy.quote_literal(c)}, s.{_q(c)}::pg_catalog.text"
                        for c in (vz.config.get("formatting") or {}).get("columns", []))
     column = _q(vz.config["loading"]["column_name"])
@@ -102,7 +109,7 @@ def build(vz: Vectorizer) -> Statements:
         # it on every queued row and hold the keys of the whole backlog until commit, so the
         # other backends found nothing to claim and slept.
         claim=plpy.prepare(f"""
-            WITH picked AS (
+            WITH picked AS MATERIALIZED (
                 SELECT q.* FROM {vz.queue} q
                 WHERE {due} AND NOT q._id OPERATOR(pg_catalog.=) ANY($2)
                 ORDER BY q._id LIMIT $1
@@ -110,27 +117,31 @@ def build(vz: Vectorizer) -> Statements:
             SELECT q._id AS id, {key_of('q')}::pg_catalog.text AS key FROM picked q
             WHERE {lock('q')}""", ["int", "bigint[]"]),
         claim_ids=plpy.prepare(f"""
-            SELECT q._id AS id, {key_of('q')}::pg_catalog.text AS key FROM {vz.queue} q
-            WHERE q._id OPERATOR(pg_catalog.=) ANY($1) AND {lock('q')}
-            FOR UPDATE OF q SKIP LOCKED""", ["bigint[]"]),
+            WITH picked AS MATERIALIZED (
+                SELECT q.* FROM {vz.queue} q WHERE q._id OPERATOR(pg_catalog.=) ANY($1)
+                FOR UPDATE OF q SKIP LOCKED)
+            SELECT q._id AS id, {key_of('q')}::pg_catalog.text AS key FROM picked q
+            WHERE {lock('q')}""", ["bigint[]"]),
         claim_same_keys=plpy.prepare(f"""
-            SELECT q._id AS id FROM {vz.queue} q JOIN {keys} k ON {join('q', 'k')}
-            WHERE NOT q._id OPERATOR(pg_catalog.=) ANY($2)
-            FOR UPDATE OF q SKIP LOCKED""", ["text", "bigint[]"]),
+            SELECT f._id AS id FROM {keys} k CROSS JOIN LATERAL (
+                SELECT q._id FROM {vz.queue} q
+                WHERE {join('q', 'k')} AND NOT q._id OPERATOR(pg_catalog.=) ANY($2)
+                FOR UPDATE OF q SKIP LOCKED) f""", ["text", "bigint[]"]),
         has_work=plpy.prepare(f"SELECT EXISTS (SELECT 1 FROM {vz.queue} q WHERE {due}) AS yes"),
         read_source=plpy.prepare(f"""
             SELECT {key_of('s')}::pg_catalog.text AS key, {content} AS content,
                    pg_catalog.jsonb_build_object({fields})::pg_catalog.text AS fields
-            FROM {vz.source} s JOIN {keys} k ON {join('s', 'k')}""", ["text"]),
+            FROM {keys} k CROSS JOIN LATERAL {per_key(vz.source, "st.*")} s""", ["text"]),
         read_store=plpy.prepare(f"""
             SELECT {key_of('st')}::pg_catalog.text AS key, st.chunk_seq, st.chunk, st.embedded_md5,
                    st.embedding::pg_catalog.text AS embedding
-            FROM {vz.store} st JOIN {keys} k ON {join('st', 'k')}""", ["text"]),
+            FROM {keys} k CROSS JOIN LATERAL {per_key(vz.store)} st""", ["text"]),
         read_reuse=plpy.prepare(f"""
             SELECT st.embedded_md5, st.embedding::pg_catalog.text AS embedding
-            FROM {vz.reuse_store} st JOIN {keys} k ON {join('st', 'k')}""", ["text"]) if vz.reuse_store else None,
+            FROM {keys} k CROSS JOIN LATERAL {per_key(vz.reuse_store)} st""", ["text"]) if vz.reuse_store else None,
         delete_store=plpy.prepare(f"""
-            DELETE FROM {vz.store} st USING {keys} k WHERE {join('st', 'k')}""", ["text"]),
+            DELETE FROM {vz.store} WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
+                SELECT f.ctid FROM {keys} k CROSS JOIN LATERAL {per_key(vz.store, "st.ctid")} f))""", ["text"]),
         insert_store=plpy.prepare(f"""
             INSERT INTO {vz.store} ({cols}, chunk_seq, chunk, embedding, embedded_md5)
             SELECT {', '.join(f'k.{_q(c)}' for c in pk)}, u.seq, u.chunk,

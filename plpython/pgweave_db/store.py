@@ -59,8 +59,8 @@ def _refused_embedding(exc: plpy.SPIError) -> None:
 
 def _analyze_new_store(st: Statements) -> None:
     """ANALYZE a store that never was, after its first rows: until then the planner takes it for
-    empty and the stored-chunk lookups (read_store, delete_store) scan it whole; after it, the
-    estimates scale with the table and the lookups use the (key, chunk_seq) index."""
+    empty (searches over its view plan badly). The engine's own lookups probe the (key,
+    chunk_seq) index per key whatever the statistics (statements.per_key)."""
     if plpy.execute(st.never_analyzed)[0]["yes"]:
         plpy.execute(st.analyze_store)
 
