@@ -9,6 +9,10 @@ ranking means nothing; the work per query is the real one), HNSW index, queries 
    the same vector (client round trip, prepared, warm), on the primary and on the standby.
 2. Throughput: ai.semantic_search by --clients client threads for --seconds, all on the
    primary, then split between primary and standby (same total clients).
+3. Where search's overhead goes, inside the server (no client round trip): microseconds per
+   call of the hand-written query, of ai.semantic_search's own statement alone (prepared), of
+   that statement in a bare PL/pgSQL function (no lookups, no query cache), and of
+   ai.semantic_search; the floor that a PL/pgSQL function returning whole rows cannot go under.
 
     .venv/bin/python bench/bench_replicas.py [--rows 2000] [--clients 4] [--seconds 10] [--k 10]
 """
@@ -23,6 +27,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_overhead import synthetic_server  # noqa: E402
@@ -63,6 +68,57 @@ def latencies(dsn: str, sql: str, params: list[tuple], rounds: int) -> list[floa
     return out
 
 
+# Microseconds per call of a statement run `calls` times by EXECUTE in one PL/pgSQL loop; the
+# best of three loops (this VM's neighbours move single timings by +-20 %).
+LOOP = """CREATE FUNCTION pg_temp.per_call(statement text, calls int) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE best float8 := 'infinity'; started timestamptz;
+BEGIN
+    FOR round IN 1..3 LOOP
+        started := clock_timestamp();
+        FOR i IN 1..calls LOOP EXECUTE statement; END LOOP;
+        best := least(best, extract(epoch FROM clock_timestamp() - started) * 1e6 / calls);
+    END LOOP;
+    RETURN best;
+END $$"""
+
+
+def floor(dsn: str, vector: str, question: str, k: int, calls: int) -> list[list[str]]:
+    """The rows of table 3 (see the module's docstring), on one session."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(LOOP)
+        statement = conn.execute("""
+            SELECT ai._search_sql('semantic', p.view, p.vector_type, p.distance_op, p.predicate, p.store, p.tsvector)
+            FROM ai._search_parts('docs_embedding'::regtype::oid, %s, NULL, NULL, NULL, false) p""",
+                                 (question,)).fetchone()[0]
+        conn.execute(f"PREPARE hand(public.vector, int) AS {HAND.replace('%s::public.vector', '$1').replace('%s', '$2')}")
+        conn.execute(f"PREPARE statement(text, int, int, text[], float8, float8, int) AS {statement}")
+        conn.execute(f"""CREATE FUNCTION pg_temp.bare(source anyelement, query_vector text, k int)
+            RETURNS TABLE (rank int, distance float8, hit anyelement) LANGUAGE plpgsql AS $f$
+            BEGIN RETURN QUERY EXECUTE {sql.quote(statement)} USING query_vector, k, k, NULL::text[], 0::float8, 0::float8, 0; END $f$""")
+        v, q = sql.quote(vector), sql.quote(question)
+        # (name, plan_cache_mode, statement): 'auto' keeps a prepared plan, as a client's
+        # prepared query does; 'force_custom_plan' plans every call, as PL/pgSQL's EXECUTE does.
+        paths = [("hand-written query, prepared", "auto", f"EXECUTE hand({v}, {k})"),
+                 ("hand-written query, planned each call", "force_custom_plan", f"EXECUTE hand({v}, {k})"),
+                 ("ai.semantic_search's statement alone, planned each call", "force_custom_plan",
+                  f"EXECUTE statement({v}, {k}, {k}, NULL, 0, 0, 0)"),
+                 ("that statement in a bare PL/pgSQL function (EXECUTE, no lookups)", "auto",
+                  f"SELECT count(*) FROM pg_temp.bare(NULL::docs_embedding, {v}, {k})"),
+                 ("the bare function, iterative scans relaxed (as search sets them)", "relaxed",
+                  f"SELECT count(*) FROM pg_temp.bare(NULL::docs_embedding, {v}, {k})"),
+                 ("ai._search_parts alone (vectorizer, view lock, query cache)", "auto",
+                  f"SELECT ai._search_parts('docs_embedding'::regtype::oid, {q}, NULL, NULL, NULL, true)"),
+                 ("`ai.semantic_search` (query embedding cached)", "auto",
+                  f"SELECT count(*) FROM ai.semantic_search(NULL::docs_embedding, {q}, k => {k})")]
+        times = []
+        for _, mode, statement in paths:
+            conn.execute("SELECT set_config('hnsw.iterative_scan', %s, false)",
+                         ("relaxed_order" if mode == "relaxed" else "off",))
+            conn.execute("SELECT set_config('plan_cache_mode', %s, false)", (mode.replace("relaxed", "auto"),))
+            times.append(conn.execute("SELECT pg_temp.per_call(%s, %s)", (statement, calls)).fetchone()[0])
+    return [[name, f"{t:.0f}", f"{t / times[0]:.2f}×"] for (name, _, _), t in zip(paths, times)]
+
+
 def throughput(dsns: list[str], k: int, seconds: float) -> float:
     """Queries/s of one client thread per DSN, for ``seconds``."""
     counts = [0] * len(dsns)
@@ -90,6 +146,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=500, help="calls per timing loop of table 3")
     args = parser.parse_args()
     texts = paragraphs(args.rows)
     primary = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-bench-")))
@@ -149,6 +206,14 @@ def main() -> None:
                    ["standby alone", f"{standby_only:.0f}", f"{standby_only / alone:.2f}×"]],
                   "Both clusters run on the same machine and share its cores, so a standby adds no CPU "
                   "here: the row says the standby serves at the primary's rate, not what a second machine adds.")
+            say("where the overhead goes (inside the server)")
+            table(f"Search overhead inside the server: microseconds per call, k = {args.k}, primary",
+                  ["what runs", "µs per call", "vs hand-written"],
+                  floor(dsn, vectors[0], QUESTIONS[0], args.k, args.calls),
+                  f"Each the best of 3 PL/pgSQL loops of {args.calls} calls (EXECUTE), one session, no client "
+                  "round trip. The bare function is what any PL/pgSQL search returning whole rows of a view "
+                  "named at call time pays before its own work: planning the statement, the function call "
+                  "and its result set.")
     finally:
         if standby:
             standby.destroy()
