@@ -10,9 +10,9 @@ ranking means nothing; the work per query is the real one), HNSW index, queries 
 2. Throughput: ai.semantic_search by --clients client threads for --seconds, all on the
    primary, then split between primary and standby (same total clients).
 3. Where search's overhead goes, inside the server (no client round trip): microseconds per
-   call of the hand-written query, of ai.semantic_search's own statement alone (prepared), of
-   that statement in a bare PL/pgSQL function (no lookups, no query cache), and of
-   ai.semantic_search; the floor that a PL/pgSQL function returning whole rows cannot go under.
+   call of the hand-written query, of ai.semantic_search's own statement (planned each call), of
+   that statement in a bare PL/pgSQL function (no lookups, no query cache), with and without
+   pgvector's iterative scans, of ai._search_parts, and of ai.semantic_search.
 
     .venv/bin/python bench/bench_replicas.py [--rows 2000] [--clients 4] [--seconds 10] [--k 10]
 """

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from pgweave_testing.fault_proxy import FaultProxy
-from pgweave_testing.helpers import execute_vectorizer, role_dsn, served_inputs, vec
+from pgweave_testing.helpers import APP_OWNER, execute_vectorizer, role_dsn, served_inputs, vec
 
 ARTICLES = [
     (1, "Cats", "pets", "Cats are small domesticated carnivores. They purr when they are content, "
@@ -192,6 +192,52 @@ def test_a_selective_filter_still_returns_k_rows_from_the_hnsw_index(db):
         assert len({r[0] for r in found} & set(exact)) >= 4  # relaxed order: approximate, like the index
         # The caller's setting is left as it was.
         assert conn.execute("SHOW hnsw.iterative_scan").fetchone()[0] == "off"
+
+
+def test_k_rows_come_back_when_row_level_security_drops_most_index_candidates(background_db):
+    """Search lets pgvector's index scan go on (iterative scans) until k rows pass: as a table
+    owner who is not a superuser, in a database that is not pg_cron's, unfiltered, the owner
+    gets what the hand-written index scan gets; a reader whose row-level security hides five
+    rows in six, with a short candidate list, still gets k rows, all of them visible to it
+    (the hand-written query gets fewer)."""
+    owner, reader = role_dsn(background_db, APP_OWNER), "hnsw_reader"
+    with psycopg.connect(background_db, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {reader}; CREATE ROLE {reader} LOGIN")
+        conn.execute("SELECT ai.grant_ai_usage(%s)", (reader,))
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("CREATE TABLE app.rls_docs (id int PRIMARY KEY, body text NOT NULL)")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO app.rls_docs VALUES (%s, %s)", list(enumerate(_builtin_docs()[:60])))
+        conn.execute(f"""SELECT ai.create_vectorizer('app.rls_docs'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), chunking => ai.chunking_none(),
+            indexing => ai.indexing_hnsw(min_rows => 1), scheduling => ai.scheduling_none(),
+            grant_to => ARRAY['{reader}'])""")
+        conn.execute("CALL ai.execute_vectorizer('rls_docs_embedding')")
+        conn.execute(f"GRANT USAGE ON SCHEMA app TO {reader}; GRANT SELECT ON app.rls_docs TO {reader}")
+        conn.execute("ALTER TABLE app.rls_docs ENABLE ROW LEVEL SECURITY")
+        conn.execute(f"CREATE POLICY sixth ON app.rls_docs FOR SELECT TO {reader} USING (id % 6 = 0)")
+    query = "Return a copy of the string converted to uppercase."
+    index_scan = "SET enable_seqscan = off; SET enable_sort = off; SET hnsw.ef_search = 10"
+    try:
+        with psycopg.connect(owner) as conn:
+            conn.execute(index_scan)
+            hand = _ids(conn, """SELECT id FROM app.rls_docs_embedding ORDER BY embedding <=>
+                                 ai.vectorizer_embed('rls_docs_embedding', %s) LIMIT 4""", (query,))
+            found = _ids(conn, """SELECT (hit).id FROM ai.semantic_search(NULL::app.rls_docs_embedding, %s, k => 4)
+                                  ORDER BY rank""", (query,))
+            assert len(hand) == 4 and found == hand
+        with psycopg.connect(role_dsn(background_db, reader)) as conn:
+            conn.execute(index_scan)
+            plain = _ids(conn, """SELECT id FROM app.rls_docs_embedding ORDER BY embedding <=>
+                                  ai.vectorizer_embed('rls_docs_embedding', %s) LIMIT 4""", (query,))
+            assert len(plain) < 4  # the index's ten candidates hold fewer than four visible rows
+            found = _ids(conn, """SELECT (hit).id FROM ai.semantic_search(NULL::app.rls_docs_embedding, %s, k => 4)
+                                  ORDER BY rank""", (query,))
+            assert len(found) == 4 and all(i % 6 == 0 for i in found)
+            assert conn.execute("SHOW hnsw.iterative_scan").fetchone()[0] == "off"
+    finally:
+        with psycopg.connect(background_db, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {reader}; DROP ROLE {reader}")
 
 
 def test_odd_names_and_columns_named_like_the_search_query(db):
