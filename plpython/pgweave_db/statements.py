@@ -131,7 +131,7 @@ def build(vz: Vectorizer) -> Statements:
         read_source=plpy.prepare(f"""
             SELECT {key_of('s')}::pg_catalog.text AS key, {content} AS content,
                    pg_catalog.jsonb_build_object({fields})::pg_catalog.text AS fields
-            FROM {keys} k CROSS JOIN LATERAL {per_key(vz.source, "st.*")} s""", ["text"]),
+            FROM {keys} k CROSS JOIN LATERAL {per_key(vz.source)} s""", ["text"]),
         read_store=plpy.prepare(f"""
             SELECT {key_of('st')}::pg_catalog.text AS key, st.chunk_seq, st.chunk, st.embedded_md5,
                    st.embedding::pg_catalog.text AS embedding
