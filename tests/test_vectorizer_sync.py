@@ -292,6 +292,18 @@ def test_a_claim_locks_only_the_keys_it_claims_whatever_its_plan(background_db, 
         assert len(other["ids"]) == 3 and not set(other["ids"]) & set(held["ids"])
         first.rollback()
         second.rollback()
+    # A role with ai usage that does not own the table may not claim (and so hold) its items.
+    outsider = "claims_outsider"
+    with psycopg.connect(background_db, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {outsider}; CREATE ROLE {outsider} LOGIN")
+        conn.execute("SELECT ai.grant_ai_usage(%s)", (outsider,))
+    try:
+        with psycopg.connect(role_dsn(background_db, outsider)) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(claim)
+    finally:
+        with psycopg.connect(background_db, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {outsider}; DROP ROLE {outsider}")
     with psycopg.connect(owner, autocommit=True) as conn:
         conn.execute(f"CALL ai.execute_vectorizer({vid})")
         assert conn.execute(f"SELECT count(*) FROM app.{table}_embedding_store").fetchone()[0] == 12

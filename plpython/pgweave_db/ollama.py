@@ -24,20 +24,21 @@ def _unreachable_hint(host: str, explicit: bool) -> str:
             "SET ai.ollama_host = '...' for every session, the background job's included")
 
 
-def _send(host: str | None, method: str, path: str, payload: dict | None = None,
+def _send(url: str, explicit: bool, method: str, path: str, payload: dict | None = None,
           quick: bool = False) -> Callable[[], http.Reply]:
-    """Send a request to ``path`` on the host argument (or the configured host) now; the
-    returned function waits for its reply and returns it when successful."""
-    url = settings.ollama_host(host)
+    """Send a request to ``path`` on ``url`` (settings.ollama_host's answer; ``explicit``: the
+    call named its host) now; the returned function waits for its reply and returns it when
+    successful."""
     sent = http.send(method, url + path, json=payload, quick=quick,
-                     unreachable_hint=_unreachable_hint(url, explicit=bool(host)))
+                     unreachable_hint=_unreachable_hint(url, explicit))
     return lambda: http.checked(http.receive(sent), url + path, payload, lambda: _available_models_hint(url))
 
 
 def _call(host: str | None, method: str, path: str, payload: dict | None = None,
           quick: bool = False) -> Any:
     """Call ``path`` on the host argument (or the configured host); return the JSON object."""
-    return http.json_body(_send(host, method, path, payload, quick)(), settings.ollama_host(host) + path)
+    url = settings.ollama_host(host)
+    return http.json_body(_send(url, bool(host), method, path, payload, quick)(), url + path)
 
 
 def _available_models_hint(host: str) -> str:
@@ -115,7 +116,7 @@ def embed_later(model: str, inputs: Sequence[str], host: str | None = None, keep
     payload: dict[str, Any] = {"model": model, "input": list(inputs), "truncate": truncate}
     _add_optional(payload, keep_alive=keep_alive, options=json_arg(options, "embedding_options", dict))
     url = settings.ollama_host(host)
-    reply_of = _send(host, "POST", "/api/embed", payload)
+    reply_of = _send(url, bool(host), "POST", "/api/embed", payload)
 
     def literals() -> list[str]:
         reply = reply_of()

@@ -23,14 +23,14 @@ def _unreachable_hint(explicit: bool) -> str:
             "e.g. SET ai.openai_base_url = 'http://localhost:11434/v1'")
 
 
-def _send(base_url: str | None, method: str, path: str, key: str | None,
+def _send(url: str, explicit: bool, method: str, path: str, key: str | None,
           payload: dict | None = None, quick: bool = False) -> Callable[[], http.Reply]:
-    """Send a request to ``path`` on the base_url argument (or the configured one) now; the
-    returned function waits for its reply and returns it when successful."""
-    url = settings.openai_base_url(base_url)
+    """Send a request to ``path`` on ``url`` (settings.openai_base_url's answer; ``explicit``:
+    the call named its base_url) now; the returned function waits for its reply and returns it
+    when successful."""
     headers = {"Authorization": f"Bearer {key}"} if key else None
     sent = http.send(method, url + path, json=payload, headers=headers, quick=quick,
-                     unreachable_hint=_unreachable_hint(explicit=bool(base_url)))
+                     unreachable_hint=_unreachable_hint(explicit))
     return lambda: http.checked(http.receive(sent), url + path, payload,
                                 lambda: _available_models_hint(url, key), key)
 
@@ -38,8 +38,8 @@ def _send(base_url: str | None, method: str, path: str, key: str | None,
 def _call(base_url: str | None, method: str, path: str, key: str | None,
           payload: dict | None = None, quick: bool = False) -> Any:
     """Call ``path`` on the base_url argument (or the configured one); return the JSON object."""
-    return http.json_body(_send(base_url, method, path, key, payload, quick)(),
-                          settings.openai_base_url(base_url) + path)
+    url = settings.openai_base_url(base_url)
+    return http.json_body(_send(url, bool(base_url), method, path, key, payload, quick)(), url + path)
 
 
 def _data(body: dict, base_url: str | None) -> list[dict]:
@@ -84,8 +84,8 @@ def embed_later(model: str, inputs: Sequence[str], api_key: str | None = None,
              hint="omit dimensions to get the model's full size")
     payload: dict[str, Any] = {"model": model, "input": list(inputs), "encoding_format": "float"}
     _add_optional(payload, dimensions=dimensions, user=user)
-    reply_of = _send(base_url, "POST", "/embeddings", _key(api_key, api_key_name), payload)
     url = settings.openai_base_url(base_url)
+    reply_of = _send(url, bool(base_url), "POST", "/embeddings", _key(api_key, api_key_name), payload)
 
     def literals() -> list[str]:
         reply = reply_of()
