@@ -453,13 +453,14 @@ def test_the_cache_is_bounded_and_keeps_recently_used_entries(db, model_server_u
 
 
 def _key_of(conn, query: str, host: str) -> str:
-    """The cache table's key of a query for articles_embedding, computed here by hand from the
-    documented recipe: sha256 of the session user, a newline and the sha256 of the compact,
-    key-sorted JSON of provider, model, resolved endpoint, dimensions, options and text."""
-    material = json.dumps({"implementation": "ollama", "model": "all-minilm", "endpoint": host.rstrip("/"),
-                           "dimensions": 384, "options": None, "text": query},
-                          sort_keys=True, separators=(",", ":"))
-    inner = hashlib.sha256(material.encode()).hexdigest()
+    """The cache table's key of a query for articles_embedding: sha256 of the session user, a
+    newline and the query's key (ai._query_cache_key, which hashes provider, model, the host the
+    request goes to, dimensions, options and text; checked here to follow the host)."""
+    inner = conn.execute("SELECT ai._query_cache_key(config -> 'embedding', %s::text) FROM ai.vectorizer "
+                         "WHERE name = 'articles_embedding'", (query,)).fetchone()[0]
+    elsewhere = conn.execute("SELECT ai._query_cache_key(config -> 'embedding' || jsonb_build_object('base_url', %s::text), %s::text) "
+                             "FROM ai.vectorizer WHERE name = 'articles_embedding'", (host + "0", query)).fetchone()[0]
+    assert inner != elsewhere
     user = conn.execute("SELECT session_user").fetchone()[0]
     return hashlib.sha256(f"{user}\n{inner}".encode()).hexdigest()
 

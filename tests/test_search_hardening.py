@@ -1,8 +1,9 @@
 """Search as a careless or hostile user tries it: each case failed before it was fixed.
 
 A failed search does not break the next one; a huge k is not an overflow; a search never
-creates indexes (the store's owner decides); nobody but pgweave's own code reaches the query
-cache, and no session grows it; a filter nested too deeply gets a clear error.
+creates indexes (the store's owner decides); nobody but pgweave's own code writes the query
+cache, a role reads only its own entries, and no session grows it; a filter nested too deeply
+gets a clear error.
 """
 
 from __future__ import annotations
@@ -75,20 +76,26 @@ def test_searches_in_new_languages_create_no_index_the_owner_decides(db, reader)
         assert conn.execute(count).fetchone()[0] == before + 1
 
 
-def test_no_role_reaches_the_cache_internals_nor_grows_the_cache(db, reader, model_server_url):
+def test_no_role_writes_the_cache_nor_grows_it_nor_reads_another_roles_entries(db, reader, model_server_url):
+    key = ("SELECT ai._query_cache_key(config -> 'embedding', %s) FROM ai.vectorizer "
+           "WHERE name = 'articles_embedding'")
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(f"ALTER DATABASE {conn.info.dbname} SET ai.query_cache_size = 2")
     with psycopg.connect(reader, autocommit=True) as conn:
         conn.execute("SET ai.query_cache_size = 100000000")  # a session cannot raise the bound
         for q in ("one", "two", "three", "four"):
             conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, %s, k => 1)", (q,))
-        for call in ("SELECT ai._query_cache_put('k', array_fill(1::real, ARRAY[16000]))",
-                     "SELECT ai._query_cache_get('k')"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(call)
-        for call in ("SELECT ai._query_cache_write('k')", "SELECT ai._query_cache_read('k')"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="internal"):
-                conn.execute(call)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT ai._query_cache_put('k', array_fill(1::real, ARRAY[16000]))")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="internal"):
+            conn.execute("SELECT ai._query_cache_write('k')")
+    with psycopg.connect(db, autocommit=True) as conn:  # the owner asks a query of its own
+        conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'owners only', k => 1)")
+        assert conn.execute(f"SELECT ai._query_cache_read(({key}))", ("owners only",)).fetchone()[0] is not None
+    with psycopg.connect(reader, autocommit=True) as conn:
+        # Reading is open to any role, and answers with the caller's own entries only.
+        assert len(conn.execute(f"SELECT ai._query_cache_read(({key}))", ("four",)).fetchone()[0]) == 384
+        assert conn.execute(f"SELECT ai._query_cache_read(({key}))", ("owners only",)).fetchone()[0] is None
         # The search code still uses the cache: a repeated query costs no model call.
         before = served_inputs(model_server_url)
         conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'four', k => 1)")

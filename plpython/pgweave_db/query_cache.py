@@ -3,25 +3,24 @@
 A query is embedded with its vectorizer's own embedding config, by the request code the
 engine uses (``embedding.embed_request``), so the query and the chunks it is compared with
 always come from the same model, host and dimensions. Embeddings are kept in
-``ai._query_embedding_cache``, whose rows only its owner reads or writes, through
-ai._query_cache_get / _put (sql/functions/51_query_cache.sql). No role may call those two: the
-search code reaches them through two SECURITY DEFINER gateways, ai._query_cache_read and
-ai._query_cache_write, which answer only while this module is asking (``gateway``), and the
-writer stores only the vector this backend has just received from the model for that key
-(``_fresh``): a caller can neither choose what is stored nor call them from SQL. Keys are
-scoped to the login role; the query text is never stored, only a hash of it. The number of
-entries is bounded by the database's setting (ai._query_cache_size).
+``ai._query_embedding_cache``, whose rows only its owner reads or writes
+(sql/functions/51_query_cache.sql). Any role may read its own entries through
+ai._query_cache_read (the searches do, from SQL; the key is ai._query_cache_key's). Only
+the search code writes, through ai._query_cache_write, a SECURITY DEFINER gateway that answers
+only while this module is asking (``gateway``) and stores only the vector this backend has just
+received from the model for that key (``_fresh``): a caller can neither choose what is stored
+nor call it from SQL. Keys are scoped to the login role; the query text is never stored, only
+a hash of it. The number of entries is bounded by the database's setting (ai._query_cache_size).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import plpy
 
-from . import embedding, gateway, settings
+from . import embedding, gateway
 from .errors import fail
 
 _PREPARED: dict[str, Any] = {}
@@ -44,34 +43,14 @@ def vectorizer_config(vectorizer_id: int) -> tuple[str, dict]:
     return rows[0]["name"], json.loads(rows[0]["config"])
 
 
-def endpoint(emb: dict) -> str:
-    """The URL the embedding request goes to, resolved now (argument, then setting, then default)."""
-    if emb.get("implementation") == "ollama":
-        return settings.ollama_host(emb.get("base_url"))
-    if emb.get("implementation") == "openai":
-        return settings.openai_base_url(emb.get("base_url"))
-    fail(f"unknown embedding implementation {emb.get('implementation')!r}", sqlstate="22023",
-         hint="use ai.embedding_ollama(...) or ai.embedding_openai(...)")
-
-
 def cache_key(emb: dict, text: str) -> str:
-    """Hash of everything that decides the vector: provider, model, resolved host, dimensions,
-    options and the text. Another model, host or size can never share an entry."""
-    material = json.dumps({"implementation": emb.get("implementation"), "model": emb.get("model"),
-                           "endpoint": endpoint(emb), "dimensions": int(emb["dimensions"]),
-                           "options": emb.get("options"), "text": text},
-                          sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+    """The query's key in the cache (ai._query_cache_key, which the searches use too)."""
+    return plpy.execute(prepared("SELECT ai._query_cache_key($1::jsonb, $2) AS k", ["text", "text"]),
+                        [json.dumps(emb), text])[0]["k"]
 
 
 _CACHE_HINT = ("search with ai.semantic_search / ai.hybrid_search, or embed a query with "
                "ai.vectorizer_embed: they use the cache")
-
-
-def read(key: str) -> str | None:
-    """ai._query_cache_read: the cached embedding of ``key`` (real[] text), as the cache's owner."""
-    gateway.require("_query_cache_read", _CACHE_HINT)
-    return plpy.execute(prepared("SELECT ai._query_cache_get($1)::text AS e", ["text"]), [key])[0]["e"]
 
 
 def write(key: str) -> str:
@@ -88,8 +67,7 @@ def write(key: str) -> str:
 def query_embedding(emb: dict, text: str, vectorizer_name: str) -> str:
     """The embedding of ``text`` as pgvector text: from the cache, else from the model (then cached)."""
     key = cache_key(emb, text)
-    with gateway.opened("_query_cache_read"):
-        cached = plpy.execute(prepared("SELECT ai._query_cache_read($1) AS e", ["text"]), [key])[0]["e"]
+    cached = plpy.execute(prepared("SELECT ai._query_cache_read($1)::text AS e", ["text"]), [key])[0]["e"]
     if cached is not None:
         return "[" + cached[1:-1] + "]"  # real[] text {…} → vector text […], same float4 values
     vector = embedding.embed_request(emb, [text], vectorizer_name)[0]

@@ -22,3 +22,19 @@ DROP FUNCTION IF EXISTS ai.ollama_ps(text), ai._ollama_ps_py(text);
 -- create_vectorizer took no parsing argument before documents (21_loading_parsing).
 DROP FUNCTION IF EXISTS ai.create_vectorizer(regclass, text, text, jsonb, jsonb, jsonb, jsonb, jsonb, jsonb,
                                              jsonb, name, name, name, name, name, name, name[], boolean, boolean);
+-- The query cache's reader answered through a Python gateway, as text, before searches read it
+-- from SQL (51_query_cache); the parts of a search came from Python, with the query's vector
+-- rather than its cache key (50_search).
+DROP FUNCTION IF EXISTS ai._query_cache_get(text);
+DROP FUNCTION IF EXISTS ai._search_parts_py(oid, text, jsonb, text, oid, boolean);
+DO $$
+BEGIN
+    IF (SELECT prorettype FROM pg_proc WHERE oid = to_regprocedure('ai._query_cache_read(text)')) = 'text'::regtype THEN
+        DROP FUNCTION ai._query_cache_read(text);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_proc WHERE oid = to_regprocedure('ai._search_parts(oid, text, jsonb, text, oid, boolean)')
+               AND 'query_vector' = ANY (proargnames)) THEN
+        DROP FUNCTION ai._search_parts(oid, text, jsonb, text, oid, boolean);
+    END IF;
+END
+$$;

@@ -9,9 +9,15 @@
 -- SQL only as regclass values (which quote and qualify themselves) or through ai._qualified.
 
 -- Quote a schema-qualified name; the one place dynamic SQL here quotes a pair of names.
+-- PL/pgSQL: a SQL function with a SET clause (every ai function pins search_path) is parsed
+-- and planned again in each transaction that calls it; searches call this one every time.
 CREATE OR REPLACE FUNCTION ai._qualified(schema_name name, object_name name) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT pg_catalog.format('%I.%I', schema_name, object_name) $$;
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN format('%I.%I', schema_name, object_name);
+END
+$$;
 
 -- A relation's schema-qualified, quoted name (NULL when it is gone).
 CREATE OR REPLACE FUNCTION ai._relation(relid oid) RETURNS text

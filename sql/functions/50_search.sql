@@ -12,13 +12,16 @@
 --
 -- Privileges: the search functions are SECURITY INVOKER and read the source only through the
 -- view, which is security_invoker; so the caller's grants and the source's row-level security
--- decide which rows exist before anything is ranked, counted or limited. They do not pin
--- search_path, so a where_clause sees the caller's functions. Only the query-embedding cache
--- is reached as its owner (51_query_cache.sql). Searches create nothing: the full-text index
+-- decide which rows exist before anything is ranked, counted or limited. Like every ai
+-- function they pin search_path (pg_catalog, pg_temp), so a where_clause names the caller's
+-- own functions with their schema (where_clause => 'public.in_stock(v.id)'). Only the
+-- query-embedding cache is reached as its owner (51_query_cache.sql). Searches create nothing: the full-text index
 -- that makes text and hybrid search fast is the store owner's to create (ai.create_text_index).
 -- The statements are written here (ai._search_sql), next to the parameters each search
--- passes them; plpython/pgweave_db/search.py supplies only the quoted names, the filter's
--- WHERE clause, the query's embedding and its lexemes (ai._search_parts).
+-- passes them, and so are the names, keys and lexemes they need (ai._search_parts); Python
+-- (plpython/pgweave_db/search.py) writes only a filter's WHERE clause. The query's vector
+-- comes from the cache in SQL (ai._search_query_vector), so a cached vector reaches the index
+-- scan without being printed and parsed again.
 --
 -- Errors: no search entry point is written in Python; each Python function here is an
 -- internal *_py function behind an entry point made by ai._python_entry_point
@@ -57,26 +60,86 @@ BEGIN
 END
 $$;
 
--- What a search statement needs from Python (search.search_parts): the view, vector type,
--- distance operator and store, quoted; the WHERE clause of filter and where_clause; the
--- query's embedding (cached; when embed) and, when language is given, its lexemes and the
--- chunk's tsvector expression.
-CREATE OR REPLACE FUNCTION ai._search_parts_py(
-    row_type oid, query text, filter jsonb, where_clause text, language oid, embed boolean,
-    OUT vectorizer_id int, OUT view text, OUT vector_type text, OUT distance_op text, OUT predicate text,
-    OUT store text, OUT query_vector text, OUT lexemes text[], OUT tsvector text)
-LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
+-- The WHERE clause over the view (alias v) of a filter and a where_clause (Python:
+-- search.predicate, which quotes the filter's columns and values).
+CREATE OR REPLACE FUNCTION ai._search_predicate_py(view_oid oid, filter jsonb, where_clause text) RETURNS text
+LANGUAGE plpython3u STABLE SET search_path = pg_catalog, pg_temp
 AS $python$
 if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
-return GD["pgweave"].search.search_parts(row_type, query, filter, where_clause, language, embed)
+return GD["pgweave"].search.predicate(view_oid, filter, where_clause)
 $python$;
 
-SELECT ai._python_entry_point('ai._search_parts_py(oid, text, jsonb, text, oid, boolean)', '_search_parts');
+SELECT ai._python_entry_point('ai._search_predicate_py(oid, jsonb, text)', '_search_predicate');
+
+-- What a search statement needs (ai._search_sql): the view, vector type, distance operator and
+-- store, quoted; the WHERE clause of filter and where_clause (true without them); the query
+-- embedding's key in the query cache (when embed) and, when language is given, the query's
+-- lexemes and the chunk's tsvector expression. Written in PL/pgSQL, Python only for a filter:
+-- a PL/Python call here cost a search a quarter of a millisecond.
+--
+-- The view is locked before the catalog is read, as a new generation's swap does
+-- (38_alter.sql): a swap either finished before (the catalog and the view both show the new
+-- generation) or waits for this search. Without the right to lock it, nothing is locked (the
+-- search then says what is missing).
+CREATE OR REPLACE FUNCTION ai._search_parts(
+    row_type oid, query text, filter jsonb, where_clause text, language oid, embed boolean,
+    OUT vectorizer_id int, OUT view text, OUT vector_type text, OUT distance_op text, OUT predicate text,
+    OUT store text, OUT cache_key text, OUT lexemes text[], OUT tsvector text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- By pg_type's oid index: pg_class has no index on reltype (scanning it cost 60 us).
+    view_oid oid := (SELECT t.typrelid FROM pg_type t WHERE t.oid = row_type);
+    z ai.vectorizer;
+    vector_schema text := (SELECT quote_ident(n.nspname) FROM pg_extension e
+                           JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector');
+BEGIN
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = view_oid) = 'v' THEN
+        BEGIN
+            EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', view_oid::regclass);
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+    END IF;
+    SELECT v.* INTO z FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN ai.vectorizer v ON v.view_schema = n.nspname AND v.view_name = c.relname
+    WHERE c.oid = view_oid;
+    IF z.id IS NULL THEN
+        PERFORM ai._search_vectorizer(row_type);   -- its error
+    END IF;
+    vectorizer_id := z.id;
+    view := ai._qualified(z.view_schema, z.view_name);
+    store := ai._qualified(z.target_schema, z.target_table);
+    vector_type := vector_schema || '.vector';
+    distance_op := format('OPERATOR(%s.%s)', vector_schema, CASE z.config #>> '{indexing,opclass}'
+        WHEN 'vector_l2_ops' THEN '<->' WHEN 'vector_ip_ops' THEN '<#>' WHEN 'vector_l1_ops' THEN '<+>'
+        ELSE '<=>' END);
+    predicate := CASE WHEN filter IS NULL AND coalesce(btrim(where_clause), '') = '' THEN 'true'
+                      ELSE ai._search_predicate(view_oid, filter, where_clause) END;
+    IF embed THEN
+        cache_key := ai._query_cache_key(z.config -> 'embedding', query);
+    END IF;
+    IF language IS NOT NULL THEN
+        lexemes := tsvector_to_array(to_tsvector(language::regconfig, query));
+        tsvector := format('pg_catalog.to_tsvector(%L::pg_catalog.regconfig, v.chunk)', language::regconfig::text);
+    END IF;
+END
+$$;
+
+-- The query's vector (float4, as pgvector keeps it): the caller's cached one, else the
+-- model's (ai.vectorizer_embed embeds it like the vectorizer's chunks and caches it).
+CREATE OR REPLACE FUNCTION ai._search_query_vector(vectorizer_id int, cache_key text, query text) RETURNS real[]
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN coalesce(ai._query_cache_read(cache_key), ai.vectorizer_embed(vectorizer_id, query)::real[]);
+END
+$$;
 
 -- The statement of a search of this kind ('semantic', 'text' or 'hybrid') over one view.
 -- Its parameters, the same for every kind (unused ones are ignored), in the order every search
 -- function passes them with EXECUTE … USING:
---   $1 query_vector text (the query's embedding)   $2 k int (results)
+--   $1 query_vector real[] (the query's embedding)   $2 k int (results)
 --   $3 candidates int (each branch's top, hybrid; k for text search)
 --   $4 lexemes text[] (the query's, in the search's language)
 --   $5 vector_weight float8   $6 text_weight float8   $7 rrf_k int
@@ -228,15 +291,16 @@ DECLARE
     s record;
     was text[];
 BEGIN
-    PERFORM ai._search_check_k(k);
-    IF query IS NULL THEN
+    IF k IS NULL OR k < 1 OR query IS NULL THEN
+        PERFORM ai._search_check_k(k);
         RETURN;
     END IF;
     s := ai._search_parts(pg_catalog.pg_typeof(source)::oid, query, filter, where_clause, NULL, true);
     was := ai._search_relax_scans();
     RETURN QUERY EXECUTE ai._search_sql('semantic', s.view, s.vector_type, s.distance_op, s.predicate,
                                         s.store, s.tsvector)
-        USING s.query_vector, k, k, s.lexemes, 0::float8, 0::float8, 0;
+        USING ai._search_query_vector(s.vectorizer_id, s.cache_key, query), k, k, s.lexemes,
+              0::float8, 0::float8, 0;
     PERFORM ai._search_restore_scans(was);
 END
 $$;
@@ -259,15 +323,15 @@ AS $$
 DECLARE
     s record;
 BEGIN
-    PERFORM ai._search_check_k(k);
-    IF query IS NULL THEN
+    IF k IS NULL OR k < 1 OR query IS NULL THEN
+        PERFORM ai._search_check_k(k);
         RETURN;
     END IF;
     s := ai._search_parts(pg_catalog.pg_typeof(source)::oid, query, filter, where_clause,
                           coalesce(language, 'english')::oid, false);
     RETURN QUERY EXECUTE ai._search_sql('text', s.view, s.vector_type, s.distance_op, s.predicate,
                                         s.store, s.tsvector)
-        USING s.query_vector, k, k, s.lexemes, 0::float8, 0::float8, 0;
+        USING NULL::real[], k, k, s.lexemes, 0::float8, 0::float8, 0;
 END
 $$;
 
@@ -311,7 +375,7 @@ BEGIN
     was := ai._search_relax_scans();
     RETURN QUERY EXECUTE ai._search_sql('hybrid', s.view, s.vector_type, s.distance_op, s.predicate,
                                         s.store, s.tsvector)
-        USING s.query_vector, k, coalesce(candidates, least(greatest(4::bigint * k, 40), 2147483647)::int),
+        USING ai._search_query_vector(s.vectorizer_id, s.cache_key, query), k, coalesce(candidates, least(greatest(4::bigint * k, 40), 2147483647)::int),
               s.lexemes, vector_weight, text_weight, rrf_k;
     PERFORM ai._search_restore_scans(was);
 END

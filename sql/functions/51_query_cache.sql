@@ -6,11 +6,14 @@
 --     ALTER DATABASE … SET ai.query_cache_size (its owner or a superuser) or ALTER ROLE ALL …
 --     (a superuser). A session's SET can only turn the cache off for itself (0); any other
 --     session or per-role value is ignored, so no caller can grow the cache.
---   * ai._query_cache_get / _put read and write the table as its owner; no role may call them
---     (90_privileges.sql and ai.grant_ai_usage leave them out). The search code reaches them
---     through ai._query_cache_read / _write, SECURITY DEFINER gateways that answer only while
---     the search code is asking and that store only the vector the model just returned.
 --   * every key is scoped to the login role: one role never reads, nor learns of, another's queries.
+--   * ai._query_cache_read (SECURITY DEFINER) reads the table as its owner for any caller, and
+--     so answers only with the caller's own entries (the scope above); the searches call it
+--     from SQL, so a hit keeps the vector in binary from the cache to the index scan.
+--   * ai._query_cache_put writes the table as its owner; no role may call it (90_privileges.sql
+--     and ai.grant_ai_usage leave it out). The search code reaches it through
+--     ai._query_cache_write, a SECURITY DEFINER gateway that answers only while the search code
+--     is asking and that stores only the vector the model just returned.
 
 -- The most entries kept: the database's ai.query_cache_size (ALTER DATABASE … SET, or ALTER
 -- ROLE ALL … SET), default 10000; 0 when the cache is off, for the database or this session.
@@ -48,24 +51,60 @@ END
 $$;
 
 -- The cache key of the login role: one role never reads, nor learns of, another's queries.
+-- PL/pgSQL: every ai function pins search_path, and a SQL function with a SET clause is
+-- parsed and planned again in each transaction that calls it.
 CREATE OR REPLACE FUNCTION ai._query_cache_scope(cache_key text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT encode(sha256(convert_to(session_user || E'\n' || cache_key, 'UTF8')), 'hex') $$;
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN encode(sha256(convert_to(session_user || E'\n' || cache_key, 'UTF8')), 'hex');
+END
+$$;
 
--- A cached query embedding, or NULL. Marks the entry used (at most once a minute, so that a
--- hit usually writes nothing and costs no WAL flush at commit; never in a read-only
--- transaction, e.g. on a standby). Internal: reached through ai._query_cache_read.
-CREATE OR REPLACE FUNCTION ai._query_cache_get(cache_key text) RETURNS real[]
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+-- The key of a query's embedding: a hash of everything that decides the vector (provider,
+-- model, the host the request goes to now, dimensions, options) and the text, so another
+-- model, host or size never shares an entry. The host is the config's base_url, else the
+-- provider's setting (ai.ollama_host, ai.openai_base_url; settings.py), else NULL for the
+-- built-in default. Used by the searches (50_search.sql) and by query_cache.py alike.
+CREATE OR REPLACE FUNCTION ai._query_cache_key(embedding jsonb, query text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN encode(sha256(convert_to(jsonb_build_object(
+        'implementation', embedding -> 'implementation', 'model', embedding -> 'model',
+        'endpoint', coalesce(nullif(btrim(embedding ->> 'base_url'), ''),
+                             nullif(btrim(current_setting(CASE embedding ->> 'implementation'
+                                                              WHEN 'openai' THEN 'ai.openai_base_url'
+                                                              ELSE 'ai.ollama_host' END, true)), '')),
+        'dimensions', embedding -> 'dimensions', 'options', embedding -> 'options', 'text', query)::text,
+        'UTF8')), 'hex');
+END
+$$;
+
+-- A cached query embedding of the caller's, or NULL. Any role may call it: it reads only
+-- the entries of the login role (ai._query_cache_scope). Marks the entry used (at most once a
+-- minute, so that a hit usually writes nothing and costs no WAL flush at commit; never in a
+-- read-only transaction, e.g. on a standby). Off (NULL) when this session's
+-- ai.query_cache_size is 0, which is the database's 0 too unless a role or session set
+-- another value: a read serves only the caller's own entries, so a role that reads its
+-- entries again gains nothing; what is stored and how much is ai._query_cache_put's (the
+-- database's bound, ai._query_cache_size).
+CREATE OR REPLACE FUNCTION ai._query_cache_read(cache_key text) RETURNS real[]
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    scoped text := ai._query_cache_scope(cache_key);
+    setting text := btrim(current_setting('ai.query_cache_size', true));
+    scoped text;
     found real[];
     used timestamptz;
 BEGIN
-    IF ai._query_cache_size() = 0 THEN
-        RETURN NULL;
+    -- Off, or not a number (ai._query_cache_size says why); unset is on.
+    IF (CASE WHEN setting ~ '^[0-9]{1,9}$' THEN setting::int = 0 ELSE setting IS NOT NULL END) THEN
+        IF ai._query_cache_size() = 0 THEN
+            RETURN NULL;
+        END IF;
     END IF;
+    scoped := ai._query_cache_scope(cache_key);
     SELECT c.embedding, c.last_used INTO found, used FROM ai._query_embedding_cache c WHERE c.key = scoped;
     IF found IS NOT NULL AND used < clock_timestamp() - interval '1 minute'
        AND current_setting('transaction_read_only') = 'off' THEN
@@ -105,15 +144,8 @@ BEGIN
 END
 $$;
 
--- The gateways (Python: query_cache.read / write): as the cache's owner, and only for the
+-- The writer's gateway (Python: query_cache.write): as the cache's owner, and only for the
 -- search code of this backend (a direct call is refused).
-CREATE OR REPLACE FUNCTION ai._query_cache_read(cache_key text) RETURNS text
-LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $python$
-if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python()")
-return GD["pgweave"].query_cache.read(cache_key)
-$python$;
-
 CREATE OR REPLACE FUNCTION ai._query_cache_write(cache_key text) RETURNS text
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $python$

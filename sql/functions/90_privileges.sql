@@ -28,7 +28,7 @@ AS $$
     SELECT array_agg(p) FROM unnest(ARRAY[
         'ai._record_scheduler(name, text[], integer, text)', 'ai.grant_ai_usage(name, boolean)',
         'ai._python_entry_point(regprocedure, name)', 'ai._installer_only()',
-        'ai._query_cache_get(text)', 'ai._query_cache_put(text, real[])',
+        'ai._query_cache_put(text, real[])',
         'ai._evaluation_insert(jsonb, jsonb)']) f, to_regprocedure(f) p
     WHERE p IS NOT NULL
 $$;
