@@ -6,13 +6,16 @@ synthetic embedding server (bench/synthetic_server.py: hash vectors, not a model
 ranking means nothing; the work per query is the real one), HNSW index, queries cached.
 
 1. Overhead: p50 latency of ai.semantic_search against the hand-written pgvector query with
-   the same vector (client round trip, prepared, warm), on the primary and on the standby.
+   the same vector (client round trip, prepared, warm), on the primary and on the standby; and
+   of ai.semantic_search with a where_clause (which keeps every row, but makes search use
+   pgvector's iterative scans from the start).
 2. Throughput: ai.semantic_search by --clients client threads for --seconds, all on the
    primary, then split between primary and standby (same total clients).
 3. Where search's overhead goes, inside the server (no client round trip): microseconds per
    call of the hand-written query, of ai.semantic_search's own statement (planned each call), of
    that statement in a bare PL/pgSQL function (no lookups, no query cache), with and without
-   pgvector's iterative scans, of ai._search_parts, and of ai.semantic_search.
+   pgvector's iterative scans, of ai._search_parts, of the cached query vector's read, and of
+   ai.semantic_search.
 
     .venv/bin/python bench/bench_replicas.py [--rows 2000] [--clients 4] [--seconds 10] [--k 10]
 """
@@ -38,6 +41,8 @@ from pgweave.install import install  # noqa: E402
 from pgweave.localdb import LocalCluster  # noqa: E402
 
 SEMANTIC = "SELECT s.rank, (s.hit).id FROM ai.semantic_search(NULL::docs_embedding, %s, k => %s) s"
+FILTERED = ("SELECT s.rank, (s.hit).id FROM ai.semantic_search(NULL::docs_embedding, %s, k => %s, "
+            "where_clause => 'v.id >= 0') s")
 HAND = ("SELECT id, embedding OPERATOR(public.<=>) %s::public.vector AS d FROM docs_embedding "
         "ORDER BY d LIMIT %s")
 QUESTIONS = [f"question {i}: how do I {w}?" for i, w in enumerate(
@@ -55,16 +60,18 @@ def paragraphs(count: int) -> list[str]:
     return out
 
 
-def latencies(dsn: str, sql: str, params: list[tuple], rounds: int) -> list[float]:
-    """Milliseconds per query, prepared, after one warm-up round."""
-    out = []
+def latencies(dsn: str, paths: list[tuple[str, list[tuple]]], rounds: int) -> list[list[float]]:
+    """Milliseconds per query of each (statement, params) path, prepared, after one warm-up
+    round; the paths take turns call by call, so that this machine's drift hits them alike."""
+    out: list[list[float]] = [[] for _ in paths]
     with psycopg.connect(dsn, autocommit=True) as conn:
         for r in range(rounds + 1):
-            for p in params:
-                start = time.perf_counter()
-                conn.execute(sql, p, prepare=True).fetchall()
-                if r:
-                    out.append((time.perf_counter() - start) * 1000)
+            for i in range(len(paths[0][1])):
+                for times, (statement, params) in zip(out, paths):
+                    start = time.perf_counter()
+                    conn.execute(statement, params[i], prepare=True).fetchall()
+                    if r:
+                        times.append((time.perf_counter() - start) * 1000)
     return out
 
 
@@ -86,10 +93,11 @@ def floor(dsn: str, vector: str, question: str, k: int, calls: int) -> list[list
     """The rows of table 3 (see the module's docstring), on one session."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(LOOP)
-        statement = conn.execute("""
-            SELECT ai._search_sql('semantic', p.view, p.vector_type, p.distance_op, p.predicate, p.store, p.tsvector)
-            FROM ai._search_parts('docs_embedding'::regtype::oid, %s, NULL, NULL, NULL, false) p""",
-                                 (question,)).fetchone()[0]
+        statement, vectorizer, key = conn.execute("""
+            SELECT ai._search_sql('semantic', p.view, p.vector_type, p.distance_op, p.predicate, p.store, p.tsvector),
+                   p.vectorizer_id, ai._query_cache_key(z.config -> 'embedding', %s)
+            FROM ai._search_parts('docs_embedding'::regtype::oid, %s, NULL, NULL, NULL, false) p
+            JOIN ai.vectorizer z ON z.id = p.vectorizer_id""", (question, question)).fetchone()
         conn.execute(f"PREPARE hand(public.vector, int) AS {HAND.replace('%s::public.vector', '$1').replace('%s', '$2')}")
         conn.execute(f"PREPARE statement(text, int, int, text[], float8, float8, int) AS {statement}")
         conn.execute(f"""CREATE FUNCTION pg_temp.bare(source anyelement, query_vector text, k int)
@@ -106,8 +114,10 @@ def floor(dsn: str, vector: str, question: str, k: int, calls: int) -> list[list
                   f"SELECT count(*) FROM pg_temp.bare(NULL::docs_embedding, {v}, {k})"),
                  ("the bare function, iterative scans relaxed (as search sets them)", "relaxed",
                   f"SELECT count(*) FROM pg_temp.bare(NULL::docs_embedding, {v}, {k})"),
-                 ("ai._search_parts alone (vectorizer, view lock, query cache)", "auto",
+                 ("ai._search_parts alone (vectorizer, view lock, cache key)", "auto",
                   f"SELECT ai._search_parts('docs_embedding'::regtype::oid, {q}, NULL, NULL, NULL, true)"),
+                 ("the cached query vector (ai._search_query_vector)", "auto",
+                  f"SELECT ai._search_query_vector({vectorizer}, {sql.quote(key)}, {q})"),
                  ("`ai.semantic_search` (query embedding cached)", "auto",
                   f"SELECT count(*) FROM ai.semantic_search(NULL::docs_embedding, {q}, k => {k})")]
         times = []
@@ -183,16 +193,20 @@ def main() -> None:
                     time.sleep(0.1)
             rows = []
             for where, target in (("primary", dsn), ("standby", sdsn)):
-                hand = latencies(target, HAND, [(v, args.k) for v in vectors], args.rounds)
-                sem = latencies(target, SEMANTIC, [(q, args.k) for q in QUESTIONS], args.rounds)
+                asked = [(q, args.k) for q in QUESTIONS]
+                hand, sem, filtered = latencies(target, [(HAND, [(v, args.k) for v in vectors]),
+                                                         (SEMANTIC, asked), (FILTERED, asked)], args.rounds)
                 base = percentile(hand, 50)
                 rows.append([f"hand-written `ORDER BY embedding <=> $vec LIMIT {args.k}` ({where})",
                              f"{base:.2f}", f"{percentile(hand, 95):.2f}", "1.00×"])
                 rows.append([f"`ai.semantic_search` ({where})", f"{percentile(sem, 50):.2f}",
                              f"{percentile(sem, 95):.2f}", f"{percentile(sem, 50) / base:.2f}×"])
+                rows.append([f"`ai.semantic_search` with a where_clause ({where})", f"{percentile(filtered, 50):.2f}",
+                             f"{percentile(filtered, 95):.2f}", f"{percentile(filtered, 50) / base:.2f}×"])
             table(f"Search overhead: {len(texts)} paragraphs, HNSW, k = {args.k}, query embedding cached "
                   f"(vectors from the SYNTHETIC server)", ["query", "p50 ms", "p95 ms", "p50 vs hand-written"],
-                  rows, f"{len(QUESTIONS)} queries × {args.rounds} rounds, client round trip, prepared, warm.")
+                  rows, f"{len(QUESTIONS)} queries × {args.rounds} rounds, client round trip, prepared, warm; the "
+                  "three queries take turns call by call.")
             say("throughput")
             n = args.clients
             alone = throughput([dsn] * n, args.k, args.seconds)

@@ -33,7 +33,7 @@ BEGIN
         DROP FUNCTION ai._query_cache_read(text);
     END IF;
     IF EXISTS (SELECT 1 FROM pg_proc WHERE oid = to_regprocedure('ai._search_parts(oid, text, jsonb, text, oid, boolean)')
-               AND 'query_vector' = ANY (proargnames)) THEN
+               AND NOT 'unfiltered' = ANY (proargnames)) THEN
         DROP FUNCTION ai._search_parts(oid, text, jsonb, text, oid, boolean);
     END IF;
 END

@@ -73,9 +73,11 @@ SELECT ai._python_entry_point('ai._search_predicate_py(oid, jsonb, text)', '_sea
 
 -- What a search statement needs (ai._search_sql): the view, vector type, distance operator and
 -- store, quoted; the WHERE clause of filter and where_clause (true without them); the query
--- embedding's key in the query cache (when embed) and, when language is given, the query's
--- lexemes and the chunk's tsvector expression. Written in PL/pgSQL, Python only for a filter:
--- a PL/Python call here cost a search a quarter of a millisecond.
+-- embedding's key in the query cache (when embed); when language is given, the query's
+-- lexemes and the chunk's tsvector expression; and whether nothing but dead rows can drop the
+-- index's candidates (unfiltered: no filter, no where_clause, no row-level security on the
+-- source). Written in PL/pgSQL, Python only for a filter: a PL/Python call here
+-- cost a search a quarter of a millisecond.
 --
 -- The view is locked before the catalog is read, as a new generation's swap does
 -- (38_alter.sql): a swap either finished before (the catalog and the view both show the new
@@ -84,7 +86,7 @@ SELECT ai._python_entry_point('ai._search_predicate_py(oid, jsonb, text)', '_sea
 CREATE OR REPLACE FUNCTION ai._search_parts(
     row_type oid, query text, filter jsonb, where_clause text, language oid, embed boolean,
     OUT vectorizer_id int, OUT view text, OUT vector_type text, OUT distance_op text, OUT predicate text,
-    OUT store text, OUT cache_key text, OUT lexemes text[], OUT tsvector text)
+    OUT store text, OUT cache_key text, OUT lexemes text[], OUT tsvector text, OUT unfiltered boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -101,11 +103,9 @@ BEGIN
             NULL;
         END;
     END IF;
-    SELECT v.* INTO z FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN ai.vectorizer v ON v.view_schema = n.nspname AND v.view_name = c.relname
-    WHERE c.oid = view_oid;
+    SELECT v.* INTO z FROM ai.vectorizer v WHERE v.view_relid = view_oid;
     IF z.id IS NULL THEN
-        PERFORM ai._search_vectorizer(row_type);   -- its error
+        z := ai._search_vectorizer(row_type);   -- by the view's name, or an error showing the call
     END IF;
     vectorizer_id := z.id;
     view := ai._qualified(z.view_schema, z.view_name);
@@ -116,6 +116,11 @@ BEGIN
         ELSE '<=>' END);
     predicate := CASE WHEN filter IS NULL AND coalesce(btrim(where_clause), '') = '' THEN 'true'
                       ELSE ai._search_predicate(view_oid, filter, where_clause) END;
+    -- The store's own policy (33_store.sql) shows the chunks of the source rows the caller
+    -- sees: it drops candidates only where the source's row-level security does, or for rows
+    -- deleted and not yet removed, as the view's join does.
+    unfiltered := predicate = 'true'
+                  AND NOT coalesce((SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = z.source_relid), true);
     IF embed THEN
         cache_key := ai._query_cache_key(z.config -> 'embedding', query);
     END IF;
@@ -140,7 +145,8 @@ $$;
 -- Its parameters, the same for every kind (unused ones are ignored), in the order every search
 -- function passes them with EXECUTE … USING:
 --   $1 query_vector real[] (the query's embedding)   $2 k int (results)
---   $3 candidates int (each branch's top, hybrid; k for text search)
+--   $3 candidates int (each branch's top, hybrid; k for text search; semantic: the fewest
+--      rows worth returning, none when fewer were found)
 --   $4 lexemes text[] (the query's, in the search's language)
 --   $5 vector_weight float8   $6 text_weight float8   $7 rrf_k int
 --
@@ -197,7 +203,7 @@ BEGIN
         FROM %3$s v WHERE %4$s
         ORDER BY distance LIMIT $2)
     SELECT (pg_catalog.row_number() OVER (ORDER BY t.distance, t.id))::int, t.distance, t.hit
-    FROM top t
+    FROM top t WHERE (SELECT pg_catalog.count(*) FROM top) OPERATOR(pg_catalog.>=) $3
     ORDER BY t.distance, t.id$q$, distance_op, vector_type, view, predicate);
     ELSIF kind = 'text' THEN
         RETURN format($q$
@@ -272,6 +278,21 @@ BEGIN
 END
 $$;
 
+-- Whether a semantic search should first scan without iterative scans: the caller chose no
+-- iterative mode, and k is within hnsw.ef_search (an HNSW scan without them returns at most
+-- that many candidates; pgvector's default is 40).
+CREATE OR REPLACE FUNCTION ai._search_plain_first(k int) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ef text := current_setting('hnsw.ef_search', true);
+BEGIN
+    RETURN coalesce(nullif(current_setting('hnsw.iterative_scan', true), ''), 'off') = 'off'
+       AND coalesce(nullif(current_setting('ivfflat.iterative_scan', true), ''), 'off') = 'off'
+       AND k <= CASE WHEN ef ~ '^[0-9]{1,9}$' THEN ef::int ELSE 40 END;
+END
+$$;
+
 -- ===== semantic search =====================================================================
 
 -- The k chunks nearest to the query, best first, with their source rows (hit) and distance.
@@ -289,6 +310,8 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
     s record;
+    statement text;
+    query_vector real[];
     was text[];
 BEGIN
     IF k IS NULL OR k < 1 OR query IS NULL THEN
@@ -296,11 +319,18 @@ BEGIN
         RETURN;
     END IF;
     s := ai._search_parts(pg_catalog.pg_typeof(source)::oid, query, filter, where_clause, NULL, true);
+    statement := ai._search_sql('semantic', s.view, s.vector_type, s.distance_op, s.predicate, s.store, s.tsvector);
+    query_vector := ai._search_query_vector(s.vectorizer_id, s.cache_key, query);
+    -- When nothing but dead rows can drop candidates, first without iterative scans (they cost
+    -- about 0.1 ms a search even then): the statement returns its rows only if all k came back.
+    IF s.unfiltered AND ai._search_plain_first(k) THEN
+        RETURN QUERY EXECUTE statement USING query_vector, k, k, NULL::text[], 0::float8, 0::float8, 0;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
     was := ai._search_relax_scans();
-    RETURN QUERY EXECUTE ai._search_sql('semantic', s.view, s.vector_type, s.distance_op, s.predicate,
-                                        s.store, s.tsvector)
-        USING ai._search_query_vector(s.vectorizer_id, s.cache_key, query), k, k, s.lexemes,
-              0::float8, 0::float8, 0;
+    RETURN QUERY EXECUTE statement USING query_vector, k, 0, NULL::text[], 0::float8, 0::float8, 0;
     PERFORM ai._search_restore_scans(was);
 END
 $$;
