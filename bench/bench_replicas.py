@@ -62,16 +62,20 @@ def paragraphs(count: int) -> list[str]:
 
 def latencies(dsn: str, paths: list[tuple[str, list[tuple]]], rounds: int) -> list[list[float]]:
     """Milliseconds per query of each (statement, params) path, prepared, after one warm-up
-    round; the paths take turns call by call, so that this machine's drift hits them alike."""
+    round; the paths take turns call by call, so that this machine's drift hits them alike, and
+    in an order that rotates (a query measured right after another ran faster than after a
+    third: caches)."""
     out: list[list[float]] = [[] for _ in paths]
     with psycopg.connect(dsn, autocommit=True) as conn:
         for r in range(rounds + 1):
             for i in range(len(paths[0][1])):
-                for times, (statement, params) in zip(out, paths):
+                for n in range(len(paths)):
+                    p = (n + i + r) % len(paths)
+                    statement, params = paths[p]
                     start = time.perf_counter()
                     conn.execute(statement, params[i], prepare=True).fetchall()
                     if r:
-                        times.append((time.perf_counter() - start) * 1000)
+                        out[p].append((time.perf_counter() - start) * 1000)
     return out
 
 

@@ -38,3 +38,6 @@ BEGIN
     END IF;
 END
 $$;
+-- A search's settings were its iterative scans only (50_search: ai._search_settings).
+DROP FUNCTION IF EXISTS ai._search_relax_scans();
+DROP FUNCTION IF EXISTS ai._search_restore_scans(text[]);
