@@ -42,8 +42,10 @@ def test_a_failed_search_in_a_fresh_session_does_not_break_the_next_one(reader):
             assert rows == [(1,)]
         # The caller's own choice is kept and put back.
         conn.execute("BEGIN; SET LOCAL hnsw.iterative_scan = strict_order")
-        conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'dogs', k => 1)")
-        assert conn.execute("SHOW hnsw.iterative_scan").fetchone()[0] == "strict_order"
+        for search in ("semantic_search", "hybrid_search"):
+            conn.execute(f"SELECT * FROM ai.{search}(NULL::articles_embedding, 'dogs', k => 1)")
+            assert conn.execute("SHOW hnsw.iterative_scan").fetchone()[0] == "strict_order"
+            assert conn.execute("SHOW enable_mergejoin").fetchone()[0] == "on"  # set for the statement only
         conn.execute("COMMIT")
 
 
