@@ -60,6 +60,8 @@ def ollama_literals(body: bytes, count: int, verify: bool = True) -> list[str] |
     start = _OLLAMA_START.match(body)
     if start is None:
         return None
+    if not verify:
+        return _bracketed(body, start.end(), count)
     out, pos = [], start.end()
     while len(out) < count:
         item = _OLLAMA_ITEM.match(body, pos)
@@ -73,6 +75,27 @@ def ollama_literals(body: bytes, count: int, verify: bool = True) -> list[str] |
         if item.group(2) == b"]":
             break
     return out if len(out) == count and body[pos - 1:pos] == b"]" else None
+
+
+def _bracketed(body: bytes, pos: int, count: int) -> list[str] | None:
+    """The ``count`` arrays of a JSON list that starts just before ``pos``, as literals, found
+    by their brackets: what the regular expression of ``ollama_literals`` does, at memchr's
+    speed (it scanned each vector's 4,700 characters one by one: 13 us a vector, a tenth of
+    a fast backfill's time per chunk). Unchecked inside, like ``_literal`` without verify:
+    anything but numbers there (a nested list, a string) makes a literal pgvector refuses
+    where the engine casts it. None when the list is not ``count`` arrays, commas and spaces."""
+    out = []
+    for n in range(count):
+        first = body.find(b"[", pos)
+        last = body.find(b"]", first + 1)
+        if first < 0 or last < 0 or body[pos:first].strip() != (b"," if n else b""):
+            return None
+        try:
+            out.append(body[first:last + 1].decode("ascii"))
+        except UnicodeDecodeError:
+            return None
+        pos = last + 1
+    return out if body[pos:pos + 64].lstrip().startswith(b"]") else None
 
 
 def openai_literals(body: bytes, count: int, verify: bool = True) -> list[str] | None:

@@ -401,14 +401,20 @@ def test_a_number_no_float32_holds_is_refused_by_pgvector_naming_it(role):
                 conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
 
 
-def test_a_vectorizer_fed_number_lookalikes_stores_nothing_and_blames_the_server(role):
-    """The engine passes the server's arrays to pgvector without decoding them: a reply that
-    only looks like numbers fails the batch with an error about the server, not about the rows."""
+@pytest.mark.parametrize("first, says", [
+    ("1-2", "the model server sent an embedding that is not a vector pgvector accepts"),
+    ('"0.5"', "the model server sent an embedding that is not a vector pgvector accepts"),
+    ("[0.5]", "not a non-empty list of finite numbers"),
+], ids=["number-lookalike", "string", "nested-list"])
+def test_a_vectorizer_fed_number_lookalikes_stores_nothing_and_blames_the_server(role, first, says):
+    """The engine passes the server's arrays to pgvector without decoding them (found by their
+    brackets): a reply that only looks like numbers fails the batch with an error about the
+    server, not about the rows; one that is not a list of flat lists is decoded and refused."""
     def lookalikes(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
         if not handler.path.endswith("/api/embed"):
             return send(handler, b'{"models": []}')
         inputs = json.loads(handler.body)["input"]
-        vector = "[" + ",".join(["1-2"] + ["0.5"] * 383) + "]"
+        vector = "[" + ",".join([first] + ["0.5"] * 383) + "]"
         send(handler, ('{"model":"all-minilm","embeddings":[' + ",".join([vector] * len(inputs)) + "]}").encode())
 
     with tiny_server(lookalikes) as server, psycopg.connect(role, autocommit=True) as conn:
@@ -426,7 +432,7 @@ def test_a_vectorizer_fed_number_lookalikes_stores_nothing_and_blames_the_server
     assert server.seen, "the engine never called the server"
     assert stored == 0 and queued == 2
     assert errors and all(e[1] == "58000" and e[2] == "2" for e in errors), errors
-    assert "the model server sent an embedding that is not a vector pgvector accepts" in errors[0][0]
+    assert says in errors[0][0]
 
 
 # --- chunking -----------------------------------------------------------------------------
