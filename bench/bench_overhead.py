@@ -279,11 +279,17 @@ def main() -> None:
 
             if args.only:
                 paths = [p for p in paths if any(w in p[0] for w in args.only.split(","))]
-            raws: list[float] = [raw_rate(url, requests[:20])]  # warm-up
-            raws = [raw_rate(url, requests)]
+            raw_rate(url, requests[:20])  # warm-up
+            raws: list[float] = []
             results: dict[str, dict[str, list[float]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+            previous = None  # the label of the last run
             for r in range(args.rounds):
                 for label, system, how in paths:
+                    # The raw rate right before each run (this machine's speed drifts by half
+                    # within minutes): a run's ratio is to the mean of the rates around it.
+                    raws.append(raw_rate(url, requests))
+                    if previous:
+                        results[previous]["raw"].append((raws[-2] + raws[-1]) / 2)
                     say(f"round {r + 1}: {label} ({len(docs)} rows, {n_chunks} chunks)")
                     target = dsn if system == "pgweave" else pgai_dsn
                     background = how[1] if isinstance(how, tuple) and how[0] == "bg" else 0
@@ -303,8 +309,11 @@ def main() -> None:
                     res["cli"].append(children_cpu() - cli_before)
                     res["srv"].append(_proc_cpu(server_pid) - srv_before)
                     res["check"] = [check]
+                    previous = label
                     say(f"  {seconds:.1f}s = {n_chunks / seconds:.0f} chunks/s, checked")
-                raws.append(raw_rate(url, requests))
+            raws.append(raw_rate(url, requests))
+            if previous:
+                results[previous]["raw"].append((raws[-2] + raws[-1]) / 2)
             print_tables(results, paths, raws, n_chunks, len(docs), args.rounds, pgai_note)
         if not args.only or "flight" in args.only:
             in_flight_table(dsn, docs[:args.latency_rows], args.latency_ms, args.rounds, logs)
@@ -380,7 +389,10 @@ def print_tables(results: dict, paths: list, raws: list[float], n_chunks: int, n
     def per_k(label: str, key: str) -> str:
         return f"{statistics.median(results[label][key]) * 1e6 / n_chunks:.0f}"
 
-    raw = statistics.median(raws)
+    def vs_raw(label: str) -> str:
+        # Each run against the raw rate measured around it; the median over rounds.
+        return f"{statistics.median(n_chunks / s / raw for s, raw in zip(results[label]['seconds'], results[label]['raw'])):.2f}×"
+
     pgai = [rate(label) for label, system, _ in paths if system == "pgai"]
     best = max(pgai) if pgai else None
     rows = []
@@ -388,15 +400,16 @@ def print_tables(results: dict, paths: list, raws: list[float], n_chunks: int, n
         r = rate(label)
         cli = per_k(label, "cli") if isinstance(how, tuple) and how[0] in ("worker", "pgai") else "-"
         rows.append([label, f"{statistics.median(results[label]['seconds']):.1f}", f"{r:.0f}",
-                     f"{r / best:.2f}×" if best else "-", f"{r / raw:.2f}×", per_k(label, "pg"), cli,
+                     f"{r / best:.2f}×" if best else "-", vs_raw(label), per_k(label, "pg"), cli,
                      per_k(label, "srv"), results[label]["check"][0]])
     table(f"Backfill against the SYNTHETIC embedding server (instant hash vectors, not a model): "
           f"{n_rows} PostgreSQL documentation pages, {n_chunks} chunks",
           ["path", "seconds", "chunks/s", "vs pgai best", "vs synthetic raw", "PostgreSQL CPU ms/1k chunks",
            "worker process CPU ms/1k", "synthetic server CPU ms/1k", "nothing lost or twice"], rows,
           f"Synthetic raw rate (one client, pgweave's {REQUEST}-text requests back to back, bytes read "
-          f"not decoded): " + ", ".join(f"{x:.0f}" for x in raws) + f" texts/s; median {raw:.0f} is the "
-          f"reference. Worker rows are wall-clock times of the CLI, start-up included. PostgreSQL CPU is "
+          f"not decoded), measured before each run and after the last: " + ", ".join(f"{x:.0f}" for x in raws)
+          + " texts/s; a run's ratio is to the mean of the rates before and after it, the column the "
+          f"median over rounds. Worker rows are wall-clock times of the CLI, start-up included. PostgreSQL CPU is "
           f"every process of the cluster (backends, ended ones included, and background processes). "
           f"Rounds: {rounds} (medians). {pgai_note}")
     firsts = {g: next((lb for lb, _, _ in paths if lb.startswith(g)), None)

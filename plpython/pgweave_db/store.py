@@ -49,9 +49,10 @@ _VECTOR_REFUSALS = {"22P02", "22003", "22000", "22023"}
 
 def _refused_embedding(exc: plpy.SPIError) -> None:
     """Turn pgvector refusing an embedding the model server sent (the engine passes the
-    server's numbers through as text) into an error about the server, not about the rows."""
+    server's numbers through as text, and checks the length of a reply's first vector only)
+    into an error about the server, not about the rows."""
     text = str(exc)
-    if getattr(exc, "sqlstate", None) in _VECTOR_REFUSALS and " vector" in text:
+    if getattr(exc, "sqlstate", None) in _VECTOR_REFUSALS and (" vector" in text or "dimensions" in text):
         fail(f"the model server sent an embedding that is not a vector pgvector accepts: {text[:300]}",
              sqlstate="58000", hint="check that the embedding config points at an Ollama or "
                                     "OpenAI-compatible server, and that server's model")

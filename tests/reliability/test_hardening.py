@@ -435,6 +435,31 @@ def test_a_vectorizer_fed_number_lookalikes_stores_nothing_and_blames_the_server
     assert says in errors[0][0]
 
 
+def test_a_reply_whose_later_vectors_are_shorter_stores_nothing_and_blames_the_server(role):
+    """The engine checks the length of a reply's first vector; the store's vector(n) column
+    refuses any other, and the error is about the server."""
+    def uneven(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
+        if not handler.path.endswith("/api/embed"):
+            return send(handler, b'{"models": []}')
+        inputs = json.loads(handler.body)["input"]
+        vectors = ["[" + ",".join(["0.5"] * (384 if i == 0 else 383)) + "]" for i in range(len(inputs))]
+        send(handler, ('{"model":"all-minilm","embeddings":[' + ",".join(vectors) + "]}").encode())
+
+    with tiny_server(uneven) as server, psycopg.connect(role, autocommit=True) as conn:
+        conn.execute("CREATE TABLE uneven_docs (id int PRIMARY KEY, body text)")
+        conn.execute("INSERT INTO uneven_docs VALUES (1, 'one'), (2, 'two')")
+        conn.execute("""SELECT ai.create_vectorizer('uneven_docs'::regclass, loading => ai.loading_column('body'),
+                        embedding => ai.embedding_ollama('all-minilm', 384, base_url => %s),
+                        chunking => ai.chunking_none(), scheduling => ai.scheduling_none())""", (server.url,))
+        conn.execute("CALL ai.execute_vectorizer('uneven_docs_embedding')")
+        stored = conn.execute("SELECT count(*) FROM uneven_docs_embedding_store").fetchone()[0]
+        errors = conn.execute("SELECT message, details->>'sqlstate' FROM ai.vectorizer_errors "
+                              "WHERE name = 'uneven_docs_embedding'").fetchall()
+    assert stored == 0
+    assert errors and all(e[1] == "58000" for e in errors), errors
+    assert "not a vector pgvector accepts" in errors[0][0] and "384" in errors[0][0], errors
+
+
 # --- chunking -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("chunking, says", [
