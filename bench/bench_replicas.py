@@ -191,7 +191,7 @@ def main() -> None:
             standby = primary.standby(Path(tempfile.mkdtemp(prefix="pgweave-bench-standby-")))
             sdsn = standby.dsn("search")
             with psycopg.connect(dsn, autocommit=True) as conn:
-                lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+                lsn = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
             with psycopg.connect(sdsn, autocommit=True) as conn:
                 while not conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
                     time.sleep(0.1)

@@ -74,9 +74,11 @@ def primary(model_server_url) -> Iterator[tuple[LocalCluster, str]]:
 
 
 def _caught_up(primary_dsn: str, standby_dsn: str) -> None:
-    """Wait until the standby has replayed everything the primary has written so far."""
+    """Wait until the standby has replayed everything the primary has written so far (its
+    insert position: LocalCluster commits asynchronously, so a commit can be past the
+    position already written out, pg_current_wal_lsn)."""
     with psycopg.connect(primary_dsn, autocommit=True) as conn:
-        lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        lsn = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
     with psycopg.connect(standby_dsn, autocommit=True) as conn:
         conn_until(conn, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", 60, (lsn,))
 

@@ -132,12 +132,12 @@ END
 $$;
 
 -- The query's vector (float4, as pgvector keeps it): the caller's cached one, else the
--- model's (ai.vectorizer_embed embeds it like the vectorizer's chunks and caches it).
+-- model's (ai._vectorizer_embed embeds it like the vectorizer's chunks and caches it).
 CREATE OR REPLACE FUNCTION ai._search_query_vector(vectorizer_id int, cache_key text, query text) RETURNS real[]
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN coalesce(ai._query_cache_read(cache_key), ai.vectorizer_embed(vectorizer_id, query)::real[]);
+    RETURN coalesce(ai._query_cache_read(cache_key), ai._vectorizer_embed(vectorizer_id, query)::real[]);
 END
 $$;
 

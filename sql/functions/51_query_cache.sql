@@ -153,7 +153,9 @@ if GD.get("pgweave_hash") != "@CODE_HASH@": plpy.execute("SELECT ai._load_python
 return GD["pgweave"].query_cache.write(cache_key)
 $python$;
 
--- The embedding of a search query (Python: query_cache.vectorizer_query_embedding).
+-- The embedding of a search query from the model, then cached (Python:
+-- query_cache.vectorizer_query_embedding): ai._vectorizer_embed, the miss path of
+-- ai.vectorizer_embed and of the searches.
 CREATE OR REPLACE FUNCTION ai._vectorizer_embed_py(vectorizer_id int, input_text text) RETURNS vector
 LANGUAGE plpython3u IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
@@ -163,11 +165,31 @@ if input_text is None:
 return GD["pgweave"].query_cache.vectorizer_query_embedding(vectorizer_id, input_text)
 $python$;
 
+SELECT ai._python_entry_point('ai._vectorizer_embed_py(int, text)', '_vectorizer_embed');
+
 -- ai.vectorizer_embed(vectorizer_id, input_text): the embedding of a search query, made like
 -- the vectorizer's chunks (same provider, model, host and dimensions), cached; NULL in, NULL
--- out. IMMUTABLE for the reason given in 10_ollama.sql: in `ORDER BY embedding <=>
--- ai.vectorizer_embed(1, 'q')` the planner embeds the query once.
-SELECT ai._python_entry_point('ai._vectorizer_embed_py(int, text)', 'vectorizer_embed');
+-- out. A cached query is answered in SQL (a PL/Python call costs a quarter of a millisecond in
+-- a fresh transaction); only a new one goes to Python and the model. IMMUTABLE for the reason
+-- given in 10_ollama.sql: in `ORDER BY embedding <=> ai.vectorizer_embed(1, 'q')` the planner
+-- embeds the query once.
+CREATE OR REPLACE FUNCTION ai.vectorizer_embed(vectorizer_id int, input_text text) RETURNS vector
+LANGUAGE plpgsql IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cached real[];
+BEGIN
+    IF input_text IS NULL THEN
+        RETURN NULL;
+    END IF;
+    cached := ai._query_cache_read(ai._query_cache_key(
+        (SELECT v.config -> 'embedding' FROM ai.vectorizer v WHERE v.id = vectorizer_id), input_text));
+    IF cached IS NOT NULL THEN
+        RETURN cached;   -- pgvector's assignment cast real[] -> vector
+    END IF;
+    RETURN ai._vectorizer_embed(vectorizer_id, input_text);
+END
+$$;
 
 -- The same, for a vectorizer named by name.
 CREATE OR REPLACE FUNCTION ai.vectorizer_embed(vectorizer_name text, input_text text) RETURNS vector
