@@ -401,23 +401,30 @@ def test_a_number_no_float32_holds_is_refused_by_pgvector_naming_it(role):
                 conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
 
 
-@pytest.mark.parametrize("first, says", [
-    ("1-2", "the model server sent an embedding that is not a vector pgvector accepts"),
-    ('"0.5"', "the model server sent an embedding that is not a vector pgvector accepts"),
-    ("[0.5]", "not a non-empty list of finite numbers"),
-], ids=["number-lookalike", "string", "nested-list"])
-def test_a_vectorizer_fed_number_lookalikes_stores_nothing_and_blames_the_server(role, first, says):
+def _vector(first: str, size: int = 384) -> str:
+    """A reply's array as text: ``first``, then 0.5s up to ``size`` items."""
+    return "[" + ",".join([first] + ["0.5"] * (size - 1)) + "]"
+
+
+@pytest.mark.parametrize("vectors, says", [
+    (lambda n: [_vector("1-2")] * n, "the model server sent an embedding that is not a vector pgvector accepts"),
+    (lambda n: [_vector('"0.5"')] * n, "the model server sent an embedding that is not a vector pgvector accepts"),
+    (lambda n: [_vector("[0.5]")] * n, "not a non-empty list of finite numbers"),
+    (lambda n: [_vector("0.5")] + [_vector("0.5", 383)] * (n - 1),
+     "not a vector pgvector accepts: expected 384 dimensions, not 383"),
+], ids=["number-lookalike", "string", "nested-list", "later-vectors-shorter"])
+def test_a_vectorizer_fed_a_bad_reply_stores_nothing_and_blames_the_server(role, vectors, says):
     """The engine passes the server's arrays to pgvector without decoding them (found by their
-    brackets): a reply that only looks like numbers fails the batch with an error about the
+    brackets) and counts the length of a reply's first one only: a reply that only looks like
+    numbers, or whose later vectors are shorter, fails the batch with an error about the
     server, not about the rows; one that is not a list of flat lists is decoded and refused."""
-    def lookalikes(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
+    def bad(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
         if not handler.path.endswith("/api/embed"):
             return send(handler, b'{"models": []}')
         inputs = json.loads(handler.body)["input"]
-        vector = "[" + ",".join([first] + ["0.5"] * 383) + "]"
-        send(handler, ('{"model":"all-minilm","embeddings":[' + ",".join([vector] * len(inputs)) + "]}").encode())
+        send(handler, ('{"model":"all-minilm","embeddings":[' + ",".join(vectors(len(inputs))) + "]}").encode())
 
-    with tiny_server(lookalikes) as server, psycopg.connect(role, autocommit=True) as conn:
+    with tiny_server(bad) as server, psycopg.connect(role, autocommit=True) as conn:
         conn.execute("CREATE TABLE lookalike_docs (id int PRIMARY KEY, body text)")
         conn.execute("INSERT INTO lookalike_docs VALUES (1, 'one'), (2, 'two')")
         conn.execute("""SELECT ai.create_vectorizer('lookalike_docs'::regclass, loading => ai.loading_column('body'),
@@ -433,31 +440,6 @@ def test_a_vectorizer_fed_number_lookalikes_stores_nothing_and_blames_the_server
     assert stored == 0 and queued == 2
     assert errors and all(e[1] == "58000" and e[2] == "2" for e in errors), errors
     assert says in errors[0][0]
-
-
-def test_a_reply_whose_later_vectors_are_shorter_stores_nothing_and_blames_the_server(role):
-    """The engine checks the length of a reply's first vector; the store's vector(n) column
-    refuses any other, and the error is about the server."""
-    def uneven(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
-        if not handler.path.endswith("/api/embed"):
-            return send(handler, b'{"models": []}')
-        inputs = json.loads(handler.body)["input"]
-        vectors = ["[" + ",".join(["0.5"] * (384 if i == 0 else 383)) + "]" for i in range(len(inputs))]
-        send(handler, ('{"model":"all-minilm","embeddings":[' + ",".join(vectors) + "]}").encode())
-
-    with tiny_server(uneven) as server, psycopg.connect(role, autocommit=True) as conn:
-        conn.execute("CREATE TABLE uneven_docs (id int PRIMARY KEY, body text)")
-        conn.execute("INSERT INTO uneven_docs VALUES (1, 'one'), (2, 'two')")
-        conn.execute("""SELECT ai.create_vectorizer('uneven_docs'::regclass, loading => ai.loading_column('body'),
-                        embedding => ai.embedding_ollama('all-minilm', 384, base_url => %s),
-                        chunking => ai.chunking_none(), scheduling => ai.scheduling_none())""", (server.url,))
-        conn.execute("CALL ai.execute_vectorizer('uneven_docs_embedding')")
-        stored = conn.execute("SELECT count(*) FROM uneven_docs_embedding_store").fetchone()[0]
-        errors = conn.execute("SELECT message, details->>'sqlstate' FROM ai.vectorizer_errors "
-                              "WHERE name = 'uneven_docs_embedding'").fetchall()
-    assert stored == 0
-    assert errors and all(e[1] == "58000" for e in errors), errors
-    assert "not a vector pgvector accepts" in errors[0][0] and "384" in errors[0][0], errors
 
 
 # --- chunking -----------------------------------------------------------------------------
