@@ -771,5 +771,10 @@ def test_a_cached_query_is_answered_while_the_model_server_is_down(db, app_role,
     with psycopg.connect(app_role) as conn:
         conn.execute("SET ai.http_retries = 0")
         assert _ids(conn, search, (question,)) == before and before[0] == 1
+        # ai.vectorizer_embed answers the cached query too (from SQL, without Python).
+        assert conn.execute("SELECT vector_dims(ai.vectorizer_embed('behind', %s))", (question,)).fetchone()[0] == 384
         with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection, match="cannot reach"):
             conn.execute(search, ("A question never asked before",))
+        conn.rollback()
+        with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection, match="cannot reach"):
+            conn.execute("SELECT ai.vectorizer_embed('behind', 'Another question never asked')")
