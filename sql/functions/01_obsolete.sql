@@ -41,3 +41,4 @@ $$;
 -- A search's settings were its iterative scans only (50_search: ai._search_settings).
 DROP FUNCTION IF EXISTS ai._search_relax_scans();
 DROP FUNCTION IF EXISTS ai._search_restore_scans(text[]);
+DROP FUNCTION IF EXISTS ai._search_plain_first(int);

@@ -15,8 +15,9 @@
 -- decide which rows exist before anything is ranked, counted or limited. Like every ai
 -- function they pin search_path (pg_catalog, pg_temp), so a where_clause names the caller's
 -- own functions with their schema (where_clause => 'public.in_stock(v.id)'). Only the
--- query-embedding cache is reached as its owner (51_query_cache.sql). Searches create nothing: the full-text index
--- that makes text and hybrid search fast is the store owner's to create (ai.create_text_index).
+-- query-embedding cache is reached as its owner (51_query_cache.sql). Searches create
+-- nothing: the full-text index that makes text and hybrid search fast is the store owner's to
+-- create (ai.create_text_index).
 -- The statements are written here (ai._search_sql), next to the parameters each search
 -- passes them, and so are the names, keys and lexemes they need (ai._search_parts); Python
 -- (plpython/pgweave_db/search.py) writes only a filter's WHERE clause. The query's vector
@@ -287,17 +288,16 @@ END
 $$;
 
 -- Whether a semantic search should first scan without iterative scans: the caller chose no
--- iterative mode, and k is within hnsw.ef_search (an HNSW scan without them returns at most
--- that many candidates; pgvector's default is 40).
-CREATE OR REPLACE FUNCTION ai._search_plain_first(k int) RETURNS boolean
+-- iterative mode (was: the caller's settings, from ai._search_settings), and k is within
+-- hnsw.ef_search (an HNSW scan without them returns at most that many candidates; pgvector's
+-- default is 40).
+CREATE OR REPLACE FUNCTION ai._search_plain_first(k int, was text[]) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ef text := current_setting('hnsw.ef_search', true);
 BEGIN
-    RETURN coalesce(nullif(current_setting('hnsw.iterative_scan', true), ''), 'off') = 'off'
-       AND coalesce(nullif(current_setting('ivfflat.iterative_scan', true), ''), 'off') = 'off'
-       AND k <= CASE WHEN ef ~ '^[0-9]{1,9}$' THEN ef::int ELSE 40 END;
+    RETURN was[1] = 'off' AND was[2] = 'off' AND k <= CASE WHEN ef ~ '^[0-9]{1,9}$' THEN ef::int ELSE 40 END;
 END
 $$;
 
@@ -333,7 +333,7 @@ BEGIN
     -- When nothing but dead rows can drop candidates, first without iterative scans (they cost
     -- about 0.1 ms a search even then): the statement returns its rows only if all k came back.
     was := ai._search_settings(false);
-    IF s.unfiltered AND ai._search_plain_first(k) THEN
+    IF s.unfiltered AND ai._search_plain_first(k, was) THEN
         RETURN QUERY EXECUTE statement USING query_vector, k, k, NULL::text[], 0::float8, 0::float8, 0;
         done := FOUND;
     END IF;
