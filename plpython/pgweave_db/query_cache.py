@@ -65,11 +65,10 @@ def write(key: str) -> str:
 
 
 def query_embedding(emb: dict, text: str, vectorizer_name: str) -> str:
-    """The embedding of ``text`` as pgvector text: from the cache, else from the model (then cached)."""
+    """The embedding of ``text`` as pgvector text, from the model, then cached. Its callers
+    (ai.vectorizer_embed and the searches, through ai._vectorizer_embed) have read the cache
+    in SQL already: this is their miss path."""
     key = cache_key(emb, text)
-    cached = plpy.execute(prepared("SELECT ai._query_cache_read($1)::text AS e", ["text"]), [key])[0]["e"]
-    if cached is not None:
-        return "[" + cached[1:-1] + "]"  # real[] text {…} → vector text […], same float4 values
     vector = embedding.embed_request(emb, [text], vectorizer_name)[0]
     _fresh.clear()
     _fresh[key] = vector
@@ -82,6 +81,6 @@ def query_embedding(emb: dict, text: str, vectorizer_name: str) -> str:
 
 
 def vectorizer_query_embedding(vectorizer_id: int, text: str) -> str:
-    """The embedding of a search query for one vectorizer (cached)."""
+    """The embedding of a search query for one vectorizer, from the model (then cached)."""
     name, config = vectorizer_config(vectorizer_id)
     return query_embedding(config["embedding"], text, name)

@@ -155,7 +155,8 @@ $python$;
 
 -- The embedding of a search query from the model, then cached (Python:
 -- query_cache.vectorizer_query_embedding): ai._vectorizer_embed, the miss path of
--- ai.vectorizer_embed and of the searches.
+-- ai.vectorizer_embed and of the searches, which read the cache first; it does not read it
+-- again.
 CREATE OR REPLACE FUNCTION ai._vectorizer_embed_py(vectorizer_id int, input_text text) RETURNS vector
 LANGUAGE plpython3u IMMUTABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $python$
