@@ -14,8 +14,8 @@ ranking means nothing; the work per query is the real one), HNSW index, queries 
 3. Where search's overhead goes, inside the server (no client round trip): microseconds per
    call of the hand-written query, of ai.semantic_search's own statement (planned each call), of
    that statement in a bare PL/pgSQL function (no lookups, no query cache), with and without
-   pgvector's iterative scans, of ai._search_parts, of the cached query vector's read, and of
-   ai.semantic_search.
+   pgvector's iterative scans, of ai._search_parts (which reads the cached query vector), and
+   of ai.semantic_search.
 
     .venv/bin/python bench/bench_replicas.py [--rows 2000] [--clients 4] [--seconds 10] [--k 10]
 """
@@ -97,31 +97,35 @@ def floor(dsn: str, vector: str, question: str, k: int, calls: int) -> list[list
     """The rows of table 3 (see the module's docstring), on one session."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(LOOP)
-        statement, vectorizer, key = conn.execute("""
-            SELECT ai._search_sql('semantic', p.view, p.vector_type, p.distance_op, p.predicate, p.store, p.tsvector),
-                   p.vectorizer_id, ai._query_cache_key(z.config -> 'embedding', %s)
-            FROM ai._search_parts('docs_embedding'::regtype::oid, %s, NULL, NULL, NULL, false) p
-            JOIN ai.vectorizer z ON z.id = p.vectorizer_id""", (question, question)).fetchone()
+        statement = conn.execute("""
+            SELECT ai._search_sql('semantic', p.view, p.vector_type, p.distance_op, p.predicate, p.store, p.tsvector)
+            FROM ai._search_parts('docs_embedding'::regtype::oid, %s, NULL, NULL, NULL, false) p""",
+                                 (question,)).fetchone()[0]
         conn.execute(f"PREPARE hand(public.vector, int) AS {HAND.replace('%s::public.vector', '$1').replace('%s', '$2')}")
-        conn.execute(f"PREPARE statement(text, int, int, text[], float8, float8, int) AS {statement}")
+        conn.execute(f"PREPARE statement(text, int) AS {statement}")
+        # As ai.semantic_search runs it: EXECUTE, the rows numbered by a loop.
         conn.execute(f"""CREATE FUNCTION pg_temp.bare(source anyelement, query_vector text, k int)
             RETURNS TABLE (rank int, distance float8, hit anyelement) LANGUAGE plpgsql AS $f$
-            BEGIN RETURN QUERY EXECUTE {sql.quote(statement)} USING query_vector, k, k, NULL::text[], 0::float8, 0::float8, 0; END $f$""")
+            DECLARE r record;
+            BEGIN
+                rank := 0;
+                FOR r IN EXECUTE {sql.quote(statement)} USING query_vector, k LOOP
+                    rank := rank + 1; distance := r.distance; hit := r.hit; RETURN NEXT;
+                END LOOP;
+            END $f$""")
         v, q = sql.quote(vector), sql.quote(question)
         # (name, plan_cache_mode, statement): 'auto' keeps a prepared plan, as a client's
         # prepared query does; 'force_custom_plan' plans every call, as PL/pgSQL's EXECUTE does.
         paths = [("hand-written query, prepared", "auto", f"EXECUTE hand({v}, {k})"),
                  ("hand-written query, planned each call", "force_custom_plan", f"EXECUTE hand({v}, {k})"),
                  ("ai.semantic_search's statement alone, planned each call", "force_custom_plan",
-                  f"EXECUTE statement({v}, {k}, {k}, NULL, 0, 0, 0)"),
+                  f"EXECUTE statement({v}, {k})"),
                  ("that statement in a bare PL/pgSQL function (EXECUTE, no lookups)", "auto",
                   f"SELECT count(*) FROM pg_temp.bare(NULL::docs_embedding, {v}, {k})"),
-                 ("the bare function, iterative scans relaxed (as search sets them)", "relaxed",
+                 ("the bare function, iterative scans relaxed (as filtered searches set them)", "relaxed",
                   f"SELECT count(*) FROM pg_temp.bare(NULL::docs_embedding, {v}, {k})"),
-                 ("ai._search_parts alone (vectorizer, view lock, cache key)", "auto",
+                 ("ai._search_parts alone (view lock, vectorizer, cached query vector)", "auto",
                   f"SELECT ai._search_parts('docs_embedding'::regtype::oid, {q}, NULL, NULL, NULL, true)"),
-                 ("the cached query vector (ai._search_query_vector)", "auto",
-                  f"SELECT ai._search_query_vector({vectorizer}, {sql.quote(key)}, {q})"),
                  ("`ai.semantic_search` (query embedding cached)", "auto",
                   f"SELECT count(*) FROM ai.semantic_search(NULL::docs_embedding, {q}, k => {k})")]
         times = []

@@ -242,7 +242,7 @@ def test_k_rows_come_back_when_row_level_security_drops_most_index_candidates(ba
 
 def test_k_rows_come_back_when_deleted_rows_drop_most_index_candidates(background_db):
     """An unfiltered search first scans the index without iterative scans (they cost about
-    0.1 ms a search), and again with them when that found fewer than k rows: here five source
+    0.1 ms a search), and for the rest with them when that found fewer than k rows: here five source
     rows in six were deleted and the engine has not yet removed their chunks, so the view
     drops most of the index's candidates. As a table owner who is not a superuser, in a
     database that is not pg_cron's."""
@@ -265,10 +265,12 @@ def test_k_rows_come_back_when_deleted_rows_drop_most_index_candidates(backgroun
         assert conn.execute("SELECT count(*) FROM app.gone_docs_embedding_store").fetchone()[0] == 60
         plain = _ids(conn, """SELECT id FROM app.gone_docs_embedding ORDER BY embedding <=>
                               ai.vectorizer_embed('gone_docs_embedding', %s) LIMIT 4""", (query,))
-        assert len(plain) < 4  # the index's ten candidates hold fewer than four rows still there
+        # The index's ten candidates hold fewer than four rows still there, but some: search returns
+        # those, then the rest from an iterative scan that skips them.
+        assert 0 < len(plain) < 4
         found = conn.execute("""SELECT (hit).id, distance, rank FROM ai.semantic_search(
                                 NULL::app.gone_docs_embedding, %s, k => 4) ORDER BY rank""", (query,)).fetchall()
-        assert len(found) == 4 and all(r[0] % 6 == 0 for r in found)
+        assert len({r[0] for r in found}) == 4 and all(r[0] % 6 == 0 for r in found)
         assert [r[1] for r in found] == sorted(r[1] for r in found) and [r[2] for r in found] == [1, 2, 3, 4]
         assert set(plain) <= {r[0] for r in found}
         assert conn.execute("SHOW hnsw.iterative_scan").fetchone()[0] == "off"

@@ -33,7 +33,7 @@ BEGIN
         DROP FUNCTION ai._query_cache_read(text);
     END IF;
     IF EXISTS (SELECT 1 FROM pg_proc WHERE oid = to_regprocedure('ai._search_parts(oid, text, jsonb, text, oid, boolean)')
-               AND NOT 'unfiltered' = ANY (proargnames)) THEN
+               AND NOT 'query_vector' = ANY (proargnames)) THEN
         DROP FUNCTION ai._search_parts(oid, text, jsonb, text, oid, boolean);
     END IF;
 END
@@ -42,3 +42,8 @@ $$;
 DROP FUNCTION IF EXISTS ai._search_relax_scans();
 DROP FUNCTION IF EXISTS ai._search_restore_scans(text[]);
 DROP FUNCTION IF EXISTS ai._search_plain_first(int);
+-- enable_mergejoin was set and restored by hand before the search functions' SET clause did it.
+DROP FUNCTION IF EXISTS ai._search_settings(boolean);
+DROP FUNCTION IF EXISTS ai._search_plain_first(int, text[]);
+-- The cached query vector had a function of its own before ai._search_parts read it.
+DROP FUNCTION IF EXISTS ai._search_query_vector(int, text, text);

@@ -21,7 +21,7 @@
 -- The statements are written here (ai._search_sql), next to the parameters each search
 -- passes them, and so are the names, keys and lexemes they need (ai._search_parts); Python
 -- (plpython/pgweave_db/search.py) writes only a filter's WHERE clause. The query's vector
--- comes from the cache in SQL (ai._search_query_vector), so a cached vector reaches the index
+-- comes from the cache in SQL (read by ai._search_parts), so a cached vector reaches the index
 -- scan without being printed and parsed again.
 --
 -- Errors: no search entry point is written in Python; each Python function here is an
@@ -73,58 +73,60 @@ $python$;
 SELECT ai._python_entry_point('ai._search_predicate_py(oid, jsonb, text)', '_search_predicate');
 
 -- What a search statement needs (ai._search_sql): the view, vector type, distance operator and
--- store, quoted; the WHERE clause of filter and where_clause (true without them); the query
--- embedding's key in the query cache (when embed); when language is given, the query's
--- lexemes and the chunk's tsvector expression; and whether nothing but dead rows can drop the
--- index's candidates (unfiltered: no filter, no where_clause, no row-level security on the
--- source). Written in PL/pgSQL, Python only for a filter: a PL/Python call here
--- cost a search a quarter of a millisecond.
+-- store, quoted; the WHERE clause of filter and where_clause (true without them); when embed,
+-- the query embedding's key in the query cache and the cached vector (NULL when not cached);
+-- when language is given, the query's lexemes and the chunk's tsvector expression; and whether
+-- nothing but dead rows can drop the index's candidates (unfiltered: no filter, no
+-- where_clause, no row-level security on the source). Written in PL/pgSQL, Python only for a
+-- filter, and in as few statements as it can: in a fresh transaction each costs a search
+-- 15-30 us (a PL/Python call here cost a quarter of a millisecond).
 --
 -- The view is locked before the catalog is read, as a new generation's swap does
 -- (38_alter.sql): a swap either finished before (the catalog and the view both show the new
--- generation) or waits for this search. Without the right to lock it, nothing is locked (the
--- search then says what is missing).
+-- generation) or waits for this search. The view is named by its row type (a view's row type
+-- has its name), so no statement looks it up first; a type that is not a relation's, and a
+-- view the caller may not lock, lock nothing (the lookup then says what is wrong).
 CREATE OR REPLACE FUNCTION ai._search_parts(
     row_type oid, query text, filter jsonb, where_clause text, language oid, embed boolean,
     OUT vectorizer_id int, OUT view text, OUT vector_type text, OUT distance_op text, OUT predicate text,
-    OUT store text, OUT cache_key text, OUT lexemes text[], OUT tsvector text, OUT unfiltered boolean)
+    OUT store text, OUT cache_key text, OUT lexemes text[], OUT tsvector text, OUT unfiltered boolean,
+    OUT query_vector real[])
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    -- By pg_type's oid index: pg_class has no index on reltype (scanning it cost 60 us).
-    view_oid oid := (SELECT t.typrelid FROM pg_type t WHERE t.oid = row_type);
-    z ai.vectorizer;
-    vector_schema text := (SELECT quote_ident(n.nspname) FROM pg_extension e
-                           JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector');
+    view_oid oid;
+    source_rls boolean;
 BEGIN
-    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = view_oid) = 'v' THEN
-        BEGIN
-            EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', view_oid::regclass);
-        EXCEPTION WHEN insufficient_privilege THEN
-            NULL;
-        END;
-    END IF;
-    SELECT v.* INTO z FROM ai.vectorizer v WHERE v.view_relid = view_oid;
-    IF z.id IS NULL THEN
-        z := ai._search_vectorizer(row_type);   -- by the view's name, or an error showing the call
-    END IF;
-    vectorizer_id := z.id;
-    view := ai._qualified(z.view_schema, z.view_name);
-    store := ai._qualified(z.target_schema, z.target_table);
-    vector_type := vector_schema || '.vector';
-    distance_op := format('OPERATOR(%s.%s)', vector_schema, CASE z.config #>> '{indexing,opclass}'
-        WHEN 'vector_l2_ops' THEN '<->' WHEN 'vector_ip_ops' THEN '<#>' WHEN 'vector_l1_ops' THEN '<+>'
-        ELSE '<=>' END);
+    BEGIN
+        EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', row_type::regtype);
+    EXCEPTION WHEN insufficient_privilege OR undefined_table OR wrong_object_type OR syntax_error THEN
+        NULL;   -- not a relation's row type (e.g. integer[]), or not the caller's to lock
+    END;
+    -- By the view's row type, else (view_relid no longer the view's, e.g. restored from a dump)
+    -- by its name, or an error showing the call to write (ai._search_vectorizer).
+    SELECT z.id, t.typrelid, ai._qualified(z.view_schema, z.view_name), ai._qualified(z.target_schema, z.target_table),
+           x.vector_schema || '.vector',
+           format('OPERATOR(%s.%s)', x.vector_schema, CASE z.config #>> '{indexing,opclass}'
+               WHEN 'vector_l2_ops' THEN '<->' WHEN 'vector_ip_ops' THEN '<#>' WHEN 'vector_l1_ops' THEN '<+>'
+               ELSE '<=>' END),
+           (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = z.source_relid), k.key, ai._query_cache_read(k.key)
+    INTO vectorizer_id, view_oid, view, store, vector_type, distance_op, source_rls, cache_key, query_vector
+    FROM pg_type t
+    CROSS JOIN LATERAL (SELECT v.* FROM ai.vectorizer v WHERE v.view_relid = t.typrelid
+                        UNION ALL SELECT w.* FROM ai._search_vectorizer(t.oid) w
+                        LIMIT 1) z
+    CROSS JOIN LATERAL (SELECT quote_ident(n.nspname) AS vector_schema FROM pg_extension e
+                        JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector') x
+    -- OFFSET 0: evaluated once (pulled up, the key would be computed again for the read).
+    CROSS JOIN LATERAL (SELECT CASE WHEN embed THEN ai._query_cache_key(z.config -> 'embedding', query) END AS key
+                        OFFSET 0) k
+    WHERE t.oid = row_type;
     predicate := CASE WHEN filter IS NULL AND coalesce(btrim(where_clause), '') = '' THEN 'true'
                       ELSE ai._search_predicate(view_oid, filter, where_clause) END;
     -- The store's own policy (33_store.sql) shows the chunks of the source rows the caller
     -- sees: it drops candidates only where the source's row-level security does, or for rows
     -- deleted and not yet removed, as the view's join does.
-    unfiltered := predicate = 'true'
-                  AND NOT coalesce((SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = z.source_relid), true);
-    IF embed THEN
-        cache_key := ai._query_cache_key(z.config -> 'embedding', query);
-    END IF;
+    unfiltered := predicate = 'true' AND NOT coalesce(source_rls, true);
     IF language IS NOT NULL THEN
         lexemes := tsvector_to_array(to_tsvector(language::regconfig, query));
         tsvector := format('pg_catalog.to_tsvector(%L::pg_catalog.regconfig, v.chunk)', language::regconfig::text);
@@ -132,30 +134,26 @@ BEGIN
 END
 $$;
 
--- The query's vector (float4, as pgvector keeps it): the caller's cached one, else the
--- model's (ai._vectorizer_embed embeds it like the vectorizer's chunks and caches it).
-CREATE OR REPLACE FUNCTION ai._search_query_vector(vectorizer_id int, cache_key text, query text) RETURNS real[]
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN coalesce(ai._query_cache_read(cache_key), ai._vectorizer_embed(vectorizer_id, query)::real[]);
-END
-$$;
-
--- The statement of a search of this kind ('semantic', 'text' or 'hybrid') over one view.
--- Its parameters, the same for every kind (unused ones are ignored), in the order every search
--- function passes them with EXECUTE … USING:
---   $1 query_vector real[] (the query's embedding)   $2 k int (results)
---   $3 candidates int (each branch's top, hybrid; k for text search; semantic: the fewest
---      rows worth returning, none when fewer were found)
---   $4 lexemes text[] (the query's, in the search's language)
---   $5 vector_weight float8   $6 text_weight float8   $7 rrf_k int
+-- The statement of a search of this kind over one view, with its parameters (EXECUTE … USING):
+--   semantic kinds: $1 query_vector real[] (the query's embedding), $2 the rows wanted,
+--      and for 'semantic_rest' $3 the chunks already returned (uuid[]) and $4 the distance of
+--      the last of them (float8). They return (id, distance, hit), best first; the caller
+--      numbers them (a window function over whole rows cost more than the numbering loop).
+--   'text' and 'hybrid': $1 query_vector real[] (hybrid)   $2 k int (results)
+--      $3 candidates int (each branch's top, hybrid; k for text search)
+--      $4 lexemes text[] (the query's, in the search's language)
+--      $5 vector_weight float8   $6 text_weight float8   $7 rrf_k int
 --
--- Semantic: the k nearest chunks and their whole rows, in one pass over the view: an index
--- scan stops after k rows, and without an index the planner builds the rows after its top-k
--- sort, so only k are ever built (a second join back to the view cost 0.5 ms of planning and
--- execution per call). relaxed_order (iterative scans) may return rows slightly out of order:
--- materialize, then sort.
+-- Semantic: the nearest chunks and their whole rows, in one pass over the view: an index scan
+-- stops after $2 rows, and without an index the planner builds the rows after its top-k sort,
+-- so only $2 are ever built (a second join back to the view cost 0.5 ms of planning and
+-- execution per call). Ties in distance are ordered by the chunk's id.
+--   'semantic': without pgvector's iterative scans (see ai.semantic_search); the index's order
+--      is the distance's, so only ties are sorted.
+--   'semantic_iterative': with them; relaxed_order may return rows slightly out of order:
+--      materialize, then sort.
+--   'semantic_rest': the same, for the rows after those a 'semantic' statement returned: none
+--      of those, none nearer than the last of them, so the ranks stay in order of distance.
 -- ROW(v.*), not v: a source column named v would win over the whole-row reference.
 --
 -- Text: Okapi BM25 over the chunks the caller can see that contain any query lexeme (found
@@ -171,7 +169,27 @@ CREATE OR REPLACE FUNCTION ai._search_sql(kind text, view text, vector_type text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    bm25 text := format($q$
+    nearest text := format($q$
+        SELECT v.embedding_uuid AS id, v.embedding %1$s $1::%2$s AS distance, ROW(v.*)::%3$s AS hit
+        FROM %3$s v WHERE %4$s%5$s
+        ORDER BY distance LIMIT $2$q$, distance_op, vector_type, view, predicate,
+        CASE kind WHEN 'semantic_rest' THEN format(
+            ' AND v.embedding_uuid OPERATOR(pg_catalog.<>) ALL ($3::pg_catalog.uuid[])'
+            ' AND v.embedding %s $1::%s OPERATOR(pg_catalog.>=) $4::pg_catalog.float8', distance_op, vector_type)
+        ELSE '' END);
+    bm25 text;
+BEGIN
+    IF kind = 'semantic' THEN
+        RETURN format($q$
+    SELECT t.id, t.distance, t.hit FROM (%s) t
+    ORDER BY t.distance, t.id$q$, nearest);
+    ELSIF kind IN ('semantic_iterative', 'semantic_rest') THEN
+        RETURN format($q$
+    WITH top AS MATERIALIZED (%s)
+    SELECT t.id, t.distance, t.hit FROM top t
+    ORDER BY t.distance, t.id$q$, nearest);
+    END IF;
+    bm25 := format($q$
     hits AS MATERIALIZED (
         SELECT v.embedding_uuid AS id, %1$s AS tsv FROM %2$s v
         WHERE %1$s OPERATOR(pg_catalog.@@) (
@@ -196,17 +214,7 @@ DECLARE
         SELECT t.id, pg_catalog.sum(i.w * t.tf * 2.2 / (t.tf + 1.2 * (0.25 + 0.75 * t.dl / c.avgdl))) AS r
         FROM terms t JOIN idf i ON i.lexeme = t.lexeme CROSS JOIN corpus c
         GROUP BY t.id ORDER BY r DESC, t.id LIMIT $3)$q$, tsvector, view, predicate, store);
-BEGIN
-    IF kind = 'semantic' THEN
-        RETURN format($q$
-    WITH top AS MATERIALIZED (
-        SELECT v.embedding_uuid AS id, v.embedding %1$s $1::%2$s AS distance, ROW(v.*)::%3$s AS hit
-        FROM %3$s v WHERE %4$s
-        ORDER BY distance LIMIT $2)
-    SELECT (pg_catalog.row_number() OVER (ORDER BY t.distance, t.id))::int, t.distance, t.hit
-    FROM top t WHERE (SELECT pg_catalog.count(*) FROM top) OPERATOR(pg_catalog.>=) $3
-    ORDER BY t.distance, t.id$q$, distance_op, vector_type, view, predicate);
-    ELSIF kind = 'text' THEN
+    IF kind = 'text' THEN
         RETURN format($q$
     WITH %1$s
     SELECT (pg_catalog.row_number() OVER (ORDER BY t.r DESC, t.id))::int, t.r, ROW(v.*)::%2$s
@@ -247,31 +255,29 @@ BEGIN
 END
 $$;
 
--- The settings a search runs its statement with, for the rest of the transaction; returns the
--- caller's (hnsw.iterative_scan, ivfflat.iterative_scan, enable_mergejoin) for
--- ai._search_restore_settings.
---   * iterative: let vector index scans go on until k rows pass the filter (pgvector 0.8
---     iterative scans; otherwise an HNSW scan stops after hnsw.ef_search candidates), unless
---     the caller chose a mode. An unset or empty setting (a placeholder left by a search that
---     failed before pgvector was loaded) counts as off.
---   * enable_mergejoin off: a top-k never wants a merge join of the store and the source, and
---     costing one probes both ends of their key indexes (get_actual_variable_range): 0.05 ms
---     of the statement's 0.19 ms of planning.
-CREATE OR REPLACE FUNCTION ai._search_settings(iterative boolean) RETURNS text[]
+-- pgvector's iterative scans for the rest of the transaction: let vector index scans go on
+-- until the rows wanted pass the filter (pgvector 0.8; otherwise an HNSW scan stops after
+-- hnsw.ef_search candidates), in relaxed order, unless the caller chose a mode. Returns the
+-- caller's (hnsw.iterative_scan, ivfflat.iterative_scan) for ai._search_restore_settings. An
+-- unset or empty setting (a placeholder left by a search that failed before pgvector was
+-- loaded) counts as off.
+-- (The search functions also plan with enable_mergejoin off, by their SET clause, which puts the
+-- caller's value back by itself: a top-k never wants a merge join of the store and the source,
+-- and costing one probes both ends of their key indexes, get_actual_variable_range: 0.05 ms of
+-- the statement's 0.19 ms of planning.)
+CREATE OR REPLACE FUNCTION ai._search_settings() RETURNS text[]
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     was text[] := ARRAY[coalesce(nullif(current_setting('hnsw.iterative_scan', true), ''), 'off'),
-                        coalesce(nullif(current_setting('ivfflat.iterative_scan', true), ''), 'off'),
-                        current_setting('enable_mergejoin')];
+                        coalesce(nullif(current_setting('ivfflat.iterative_scan', true), ''), 'off')];
 BEGIN
-    IF iterative AND was[1] = 'off' THEN
+    IF was[1] = 'off' THEN
         PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
     END IF;
-    IF iterative AND was[2] = 'off' THEN
+    IF was[2] = 'off' THEN
         PERFORM set_config('ivfflat.iterative_scan', 'relaxed_order', true);
     END IF;
-    PERFORM set_config('enable_mergejoin', 'off', true);
     RETURN was;
 END
 $$;
@@ -281,23 +287,22 @@ CREATE OR REPLACE FUNCTION ai._search_restore_settings(was text[]) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM set_config('hnsw.iterative_scan', was[1], true);
-    PERFORM set_config('ivfflat.iterative_scan', was[2], true);
-    PERFORM set_config('enable_mergejoin', was[3], true);
+    PERFORM set_config('hnsw.iterative_scan', was[1], true), set_config('ivfflat.iterative_scan', was[2], true);
 END
 $$;
 
--- Whether a semantic search should first scan without iterative scans: the caller chose no
--- iterative mode (was: the caller's settings, from ai._search_settings), and k is within
--- hnsw.ef_search (an HNSW scan without them returns at most that many candidates; pgvector's
--- default is 40).
-CREATE OR REPLACE FUNCTION ai._search_plain_first(k int, was text[]) RETURNS boolean
+-- Whether a semantic search may first scan without iterative scans: the caller chose no
+-- iterative mode, and k is within hnsw.ef_search (an HNSW scan without them returns at most
+-- that many candidates; pgvector's default is 40).
+CREATE OR REPLACE FUNCTION ai._search_plain_scan(k int) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ef text := current_setting('hnsw.ef_search', true);
 BEGIN
-    RETURN was[1] = 'off' AND was[2] = 'off' AND k <= CASE WHEN ef ~ '^[0-9]{1,9}$' THEN ef::int ELSE 40 END;
+    RETURN coalesce(nullif(current_setting('hnsw.iterative_scan', true), ''), 'off') = 'off'
+       AND coalesce(nullif(current_setting('ivfflat.iterative_scan', true), ''), 'off') = 'off'
+       AND k <= CASE WHEN ef ~ '^[0-9]{1,9}$' THEN ef::int ELSE 40 END;
 END
 $$;
 
@@ -307,6 +312,12 @@ $$;
 -- filter: {"column": value, "other": [a, b], "gone": null} on the view's columns, values
 -- quoted (safe for untrusted input); where_clause: a SQL condition on the view's columns,
 -- run with the caller's rights (never build it from untrusted input). Both apply before k.
+--
+-- When nothing but dead rows can drop the index's candidates (s.unfiltered), the search first
+-- scans without pgvector's iterative scans: they cost about 0.1 ms a search even when nothing
+-- is dropped. Should that scan return fewer than k rows, the rest come from an iterative scan
+-- that skips the rows returned and any nearer than the last of them. Filtered searches, and
+-- callers who chose an iterative mode, scan iteratively from the start.
 CREATE OR REPLACE FUNCTION ai.semantic_search(
     source anyelement,
     query text,
@@ -314,34 +325,44 @@ CREATE OR REPLACE FUNCTION ai.semantic_search(
     filter jsonb DEFAULT NULL,
     where_clause text DEFAULT NULL
 ) RETURNS TABLE (rank int, distance float8, hit anyelement)
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET enable_mergejoin = off
 AS $$
 DECLARE
     s record;
-    statement text;
     query_vector real[];
     was text[];
-    done boolean := false;
+    r record;
+    returned uuid[] := '{}';
 BEGIN
     IF k IS NULL OR k < 1 OR query IS NULL THEN
         PERFORM ai._search_check_k(k);
         RETURN;
     END IF;
     s := ai._search_parts(pg_catalog.pg_typeof(source)::oid, query, filter, where_clause, NULL, true);
-    statement := ai._search_sql('semantic', s.view, s.vector_type, s.distance_op, s.predicate, s.store, s.tsvector);
-    query_vector := ai._search_query_vector(s.vectorizer_id, s.cache_key, query);
-    -- When nothing but dead rows can drop candidates, first without iterative scans (they cost
-    -- about 0.1 ms a search even then): the statement returns its rows only if all k came back.
-    was := ai._search_settings(false);
-    IF s.unfiltered AND ai._search_plain_first(k, was) THEN
-        RETURN QUERY EXECUTE statement USING query_vector, k, k, NULL::text[], 0::float8, 0::float8, 0;
-        done := FOUND;
+    query_vector := coalesce(s.query_vector, ai._vectorizer_embed(s.vectorizer_id, query)::real[]);
+    rank := 0;
+    IF s.unfiltered AND ai._search_plain_scan(k) THEN
+        FOR r IN EXECUTE ai._search_sql('semantic', s.view, s.vector_type, s.distance_op, s.predicate, s.store, NULL)
+                 USING query_vector, k LOOP
+            rank := rank + 1;
+            distance := r.distance;
+            hit := r.hit;
+            returned := returned || r.id;
+            RETURN NEXT;
+        END LOOP;
     END IF;
-    IF NOT done THEN
-        PERFORM ai._search_settings(true);
-        RETURN QUERY EXECUTE statement USING query_vector, k, 0, NULL::text[], 0::float8, 0::float8, 0;
+    IF rank < k THEN
+        was := ai._search_settings();
+        FOR r IN EXECUTE ai._search_sql(CASE rank WHEN 0 THEN 'semantic_iterative' ELSE 'semantic_rest' END,
+                                        s.view, s.vector_type, s.distance_op, s.predicate, s.store, NULL)
+                 USING query_vector, k - rank, returned, distance LOOP
+            rank := rank + 1;
+            distance := r.distance;
+            hit := r.hit;
+            RETURN NEXT;
+        END LOOP;
+        PERFORM ai._search_restore_settings(was);
     END IF;
-    PERFORM ai._search_restore_settings(was);
 END
 $$;
 
@@ -358,7 +379,7 @@ CREATE OR REPLACE FUNCTION ai.text_search(
     where_clause text DEFAULT NULL,
     language regconfig DEFAULT 'english'
 ) RETURNS TABLE (rank int, score float8, hit anyelement)
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET enable_mergejoin = off
 AS $$
 DECLARE
     s record;
@@ -392,7 +413,7 @@ CREATE OR REPLACE FUNCTION ai.hybrid_search(
     language regconfig DEFAULT 'english',
     candidates int DEFAULT NULL
 ) RETURNS TABLE (rank int, score float8, vector_rank int, text_rank int, distance float8, hit anyelement)
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET enable_mergejoin = off
 AS $$
 DECLARE
     s record;
@@ -412,10 +433,10 @@ BEGIN
     END IF;
     s := ai._search_parts(pg_catalog.pg_typeof(source)::oid, query, filter, where_clause,
                           coalesce(language, 'english')::oid, true);
-    was := ai._search_settings(true);
+    was := ai._search_settings();
     RETURN QUERY EXECUTE ai._search_sql('hybrid', s.view, s.vector_type, s.distance_op, s.predicate,
                                         s.store, s.tsvector)
-        USING ai._search_query_vector(s.vectorizer_id, s.cache_key, query), k, coalesce(candidates, least(greatest(4::bigint * k, 40), 2147483647)::int),
+        USING coalesce(s.query_vector, ai._vectorizer_embed(s.vectorizer_id, query)::real[]), k, coalesce(candidates, least(greatest(4::bigint * k, 40), 2147483647)::int),
               s.lexemes, vector_weight, text_weight, rrf_k;
     PERFORM ai._search_restore_settings(was);
 END
