@@ -113,3 +113,53 @@ def test_a_deeply_nested_filter_gets_a_clear_error(reader):
             conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'x', filter => %s)", (deep,))
         assert "RecursionError" not in str(info.value) and "filter" in info.value.diag.message_primary
         assert info.value.diag.message_hint
+
+
+def _prepared(conn) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT name FROM pg_prepared_statements WHERE name LIKE 'pgweave\\_search\\_%'").fetchall()]
+
+
+def test_a_search_statement_prepared_in_a_session_never_runs_with_rights_the_login_role_lacks(db, reader):
+    """semantic_search prepares its scan of a cached query once per session. A role that puts
+    its own statement under that name (here one that notes who runs it) gets it back only in its
+    own searches: a SECURITY DEFINER function of a superuser that searches in the role's
+    session plans its scan instead, and returns the real rows."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f"""CREATE TABLE who_ran (role name);
+            GRANT INSERT ON who_ran TO {READER};
+            CREATE FUNCTION note_caller() RETURNS int LANGUAGE sql AS
+                'INSERT INTO who_ran VALUES (current_user) RETURNING 1';
+            CREATE FUNCTION owner_search(q text) RETURNS SETOF int LANGUAGE sql SECURITY DEFINER
+                SET search_path = pg_catalog AS
+                $$SELECT (s.hit).id FROM ai.semantic_search(NULL::public.articles_embedding, q, k => 2) s
+                  ORDER BY s.rank$$;
+            GRANT EXECUTE ON FUNCTION owner_search(text) TO {READER}""")
+    question = "Which pet purrs when it is happy?"
+    with psycopg.connect(reader, autocommit=True) as conn:
+        honest = [r[0] for r in conn.execute(
+            "SELECT (hit).id FROM ai.semantic_search(NULL::articles_embedding, %s, k => 2) ORDER BY rank",
+            (question,)).fetchall()]
+        conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, %s, k => 2)", (question,))
+        [name] = _prepared(conn)  # the second search, of a cached query, prepared its scan
+        conn.execute(f'DEALLOCATE "{name}"')
+        conn.execute(f"""PREPARE "{name}"(text) AS
+            SELECT public.note_caller(), 0::float8, v FROM public.articles_embedding v""")
+        assert [r[0] for r in conn.execute("SELECT * FROM owner_search(%s)", (question,)).fetchall()] == honest
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM who_ran").fetchone()[0] == 0
+
+
+def test_a_prepared_search_comes_back_after_deallocate_and_stops_at_64_per_session(reader):
+    question = "bread and pets"
+    with psycopg.connect(reader, autocommit=True) as conn:
+        search = "SELECT (hit).id FROM ai.semantic_search(NULL::articles_embedding, %s, k => %s) ORDER BY rank"
+        first = conn.execute(search, (question, 3)).fetchall()
+        assert conn.execute(search, (question, 3)).fetchall() == first and len(_prepared(conn)) == 1
+        conn.execute("DEALLOCATE ALL")
+        assert conn.execute(search, (question, 3)).fetchall() == first and len(_prepared(conn)) == 1
+        conn.execute("SET hnsw.ef_search = 200")  # a first scan without iterative scans for every k below
+        for k in range(1, 71):
+            rows = conn.execute(search, (question, k)).fetchall()
+            assert len(rows) == min(k, 11) and rows[:3] == first[:min(k, 3)], k
+        assert len(_prepared(conn)) == 64

@@ -134,6 +134,58 @@ BEGIN
 END
 $$;
 
+-- The nearest chunks of a view and their whole rows, by the distance to query_vector (an SQL
+-- expression of the vector), at most row_limit (an SQL expression): ai._search_sql's and
+-- ai._search_prepared_sql's semantic statements read the view through this one query.
+CREATE OR REPLACE FUNCTION ai._search_nearest(view text, vector_type text, distance_op text, predicate text,
+                                              query_vector text, row_limit text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN format($q$
+        SELECT v.embedding_uuid AS id, v.embedding %1$s %5$s::%2$s AS distance, ROW(v.*)::%3$s AS hit
+        FROM %3$s v WHERE %4$s
+        ORDER BY distance LIMIT %6$s$q$, distance_op, vector_type, view, predicate, query_vector, row_limit);
+END
+$$;
+
+-- The statement ai.semantic_search prepares for an unfiltered scan of a cached query (see
+-- there): its one parameter is the query's key in the cache ($1 text; the vector is read from
+-- the cache in the statement, binary, once), k is written in (a generic plan of LIMIT $2 is
+-- costed for a tenth of the table, so the plan cache would keep planning); it returns (rank,
+-- distance, hit), and rows only when all k came back.
+CREATE OR REPLACE FUNCTION ai._search_prepared_sql(view text, vector_type text, distance_op text, k int)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN format($q$
+    WITH top AS MATERIALIZED (%s)
+    SELECT (pg_catalog.row_number() OVER (ORDER BY t.distance, t.id))::int, t.distance, t.hit
+    FROM top t WHERE (SELECT pg_catalog.count(*) FROM top) OPERATOR(pg_catalog.>=) %s
+    ORDER BY t.distance, t.id$q$,
+        ai._search_nearest(view, vector_type, distance_op, 'true', '(SELECT ai._query_cache_read($1::pg_catalog.text))',
+                           k::text), k);
+END
+$$;
+
+-- Prepare ai.semantic_search's statement under this name for the rest of the session (again if
+-- it is gone or its view was made anew); false, preparing nothing, when the session already
+-- holds 64 of them (each different k or view is one; past that, searches plan as they go).
+CREATE OR REPLACE FUNCTION ai._search_prepare(name text, statement text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_prepared_statements p WHERE p.name = _search_prepare.name) THEN
+        EXECUTE format('DEALLOCATE %I', name);
+    ELSIF (SELECT count(*) FROM pg_prepared_statements p WHERE p.name LIKE 'pgweave\_search\_%') >= 64 THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('PREPARE %I(pg_catalog.text) AS %s', name, statement);
+    RETURN true;
+END
+$$;
+
 -- The statement of a search of this kind over one view, with its parameters (EXECUTE … USING):
 --   semantic kinds: $1 query_vector real[] (the query's embedding), $2 the rows wanted,
 --      and for 'semantic_rest' $3 the chunks already returned (uuid[]) and $4 the distance of
@@ -169,14 +221,11 @@ CREATE OR REPLACE FUNCTION ai._search_sql(kind text, view text, vector_type text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    nearest text := format($q$
-        SELECT v.embedding_uuid AS id, v.embedding %1$s $1::%2$s AS distance, ROW(v.*)::%3$s AS hit
-        FROM %3$s v WHERE %4$s%5$s
-        ORDER BY distance LIMIT $2$q$, distance_op, vector_type, view, predicate,
-        CASE kind WHEN 'semantic_rest' THEN format(
+    nearest text := ai._search_nearest(view, vector_type, distance_op, predicate || CASE kind
+        WHEN 'semantic_rest' THEN format(
             ' AND v.embedding_uuid OPERATOR(pg_catalog.<>) ALL ($3::pg_catalog.uuid[])'
             ' AND v.embedding %s $1::%s OPERATOR(pg_catalog.>=) $4::pg_catalog.float8', distance_op, vector_type)
-        ELSE '' END);
+        ELSE '' END, '$1', '$2');
     bm25 text;
 BEGIN
     IF kind = 'semantic' THEN
@@ -318,6 +367,17 @@ $$;
 -- is dropped. Should that scan return fewer than k rows, the rest come from an iterative scan
 -- that skips the rows returned and any nearer than the last of them. Filtered searches, and
 -- callers who chose an iterative mode, scan iteratively from the start.
+--
+-- That first scan of a cached query is a statement this session prepared once
+-- (ai._search_prepared_sql, named by a hash of its text and the view's row type): planning it
+-- on every call cost more than a tenth of a millisecond, a third of search's own cost. It runs
+-- only while the caller is the login role (current_user = session_user): a prepared statement
+-- is the session's, so one of that name may have been made by the login role; run as the
+-- login role it gains nothing (the role could run it directly), while inside a SECURITY
+-- DEFINER function or after SET ROLE it would run with rights the login role lacks. Such
+-- callers, uncached queries (the model's call outweighs planning) and sessions that hold 64 of
+-- them plan the scan on every call. It returns rows only when all k came back; otherwise the
+-- iterative scan runs from the start.
 CREATE OR REPLACE FUNCTION ai.semantic_search(
     source anyelement,
     query text,
@@ -333,6 +393,8 @@ DECLARE
     was text[];
     r record;
     returned uuid[] := '{}';
+    statement text;
+    prepared text;
 BEGIN
     IF k IS NULL OR k < 1 OR query IS NULL THEN
         PERFORM ai._search_check_k(k);
@@ -342,14 +404,34 @@ BEGIN
     query_vector := coalesce(s.query_vector, ai._vectorizer_embed(s.vectorizer_id, query)::real[]);
     rank := 0;
     IF s.unfiltered AND ai._search_plain_scan(k) THEN
-        FOR r IN EXECUTE ai._search_sql('semantic', s.view, s.vector_type, s.distance_op, s.predicate, s.store, NULL)
-                 USING query_vector, k LOOP
-            rank := rank + 1;
-            distance := r.distance;
-            hit := r.hit;
-            returned := returned || r.id;
-            RETURN NEXT;
-        END LOOP;
+        IF s.query_vector IS NOT NULL AND current_user = session_user THEN
+            statement := ai._search_prepared_sql(s.view, s.vector_type, s.distance_op, k);
+            prepared := 'pgweave_search_' || md5(statement || pg_catalog.pg_typeof(source)::oid);
+            BEGIN
+                RETURN QUERY EXECUTE format('EXECUTE %I(%L)', prepared, s.cache_key);
+            EXCEPTION WHEN syntax_error OR feature_not_supported THEN
+                -- 42601: not prepared in this session (yet, or deallocated since); 0A000: its
+                -- view was made anew with another row type. Both before any row is returned.
+                IF ai._search_prepare(prepared, statement) THEN
+                    RETURN QUERY EXECUTE format('EXECUTE %I(%L)', prepared, s.cache_key);
+                ELSE
+                    prepared := NULL;
+                END IF;
+            END;
+            IF FOUND AND prepared IS NOT NULL THEN
+                rank := k;
+            END IF;
+        END IF;
+        IF prepared IS NULL THEN
+            FOR r IN EXECUTE ai._search_sql('semantic', s.view, s.vector_type, s.distance_op, s.predicate, s.store, NULL)
+                     USING query_vector, k LOOP
+                rank := rank + 1;
+                distance := r.distance;
+                hit := r.hit;
+                returned := returned || r.id;
+                RETURN NEXT;
+            END LOOP;
+        END IF;
     END IF;
     IF rank < k THEN
         was := ai._search_settings();
