@@ -13,9 +13,9 @@ ranking means nothing; the work per query is the real one), HNSW index, queries 
    primary, then split between primary and standby (same total clients).
 3. Where search's overhead goes, inside the server (no client round trip): microseconds per
    call of the hand-written query, of ai.semantic_search's own statement (planned each call), of
-   that statement in a bare PL/pgSQL function (no lookups, no query cache), with and without
-   pgvector's iterative scans, of ai._search_parts (which reads the cached query vector), and
-   of ai.semantic_search.
+   the first scan it prepares for a cached query (its plan kept), of the planned statement in a
+   bare PL/pgSQL function (no lookups, no query cache) with and without pgvector's iterative
+   scans, of ai._search_parts (which reads the cached query vector), and of ai.semantic_search.
 
     .venv/bin/python bench/bench_replicas.py [--rows 2000] [--clients 4] [--seconds 10] [--k 10]
 """
@@ -97,12 +97,14 @@ def floor(dsn: str, vector: str, question: str, k: int, calls: int) -> list[list
     """The rows of table 3 (see the module's docstring), on one session."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(LOOP)
-        statement = conn.execute("""
-            SELECT ai._search_sql('semantic', p.view, p.vector_type, p.distance_op, p.predicate, p.store, p.tsvector)
-            FROM ai._search_parts('docs_embedding'::regtype::oid, %s, NULL, NULL, NULL, false) p""",
-                                 (question,)).fetchone()[0]
+        statement, prepared, key = conn.execute("""
+            SELECT ai._search_sql('semantic', p.view, p.vector_type, p.distance_op, p.predicate, p.store, p.tsvector),
+                   ai._search_prepared_sql(p.view, p.vector_type, p.distance_op, %s), p.cache_key
+            FROM ai._search_parts('docs_embedding'::regtype::oid, %s, NULL, NULL, NULL, true) p""",
+                                                 (k, question)).fetchone()
         conn.execute(f"PREPARE hand(public.vector, int) AS {HAND.replace('%s::public.vector', '$1').replace('%s', '$2')}")
         conn.execute(f"PREPARE statement(text, int) AS {statement}")
+        conn.execute(f"PREPARE first_scan(text) AS {prepared}")
         # As ai.semantic_search runs it: EXECUTE, the rows numbered by a loop.
         conn.execute(f"""CREATE FUNCTION pg_temp.bare(source anyelement, query_vector text, k int)
             RETURNS TABLE (rank int, distance float8, hit anyelement) LANGUAGE plpgsql AS $f$
@@ -120,6 +122,8 @@ def floor(dsn: str, vector: str, question: str, k: int, calls: int) -> list[list
                  ("hand-written query, planned each call", "force_custom_plan", f"EXECUTE hand({v}, {k})"),
                  ("ai.semantic_search's statement alone, planned each call", "force_custom_plan",
                   f"EXECUTE statement({v}, {k})"),
+                 ("the first scan search prepares for a cached query, its kept plan", "auto",
+                  f"EXECUTE first_scan({sql.quote(key)})"),
                  ("that statement in a bare PL/pgSQL function (EXECUTE, no lookups)", "auto",
                   f"SELECT count(*) FROM pg_temp.bare(NULL::docs_embedding, {v}, {k})"),
                  ("the bare function, iterative scans relaxed (as filtered searches set them)", "relaxed",

@@ -406,7 +406,9 @@ BEGIN
     IF s.unfiltered AND ai._search_plain_scan(k) THEN
         IF s.query_vector IS NOT NULL AND current_user = session_user THEN
             statement := ai._search_prepared_sql(s.view, s.vector_type, s.distance_op, k);
-            prepared := 'pgweave_search_' || md5(statement || pg_catalog.pg_typeof(source)::oid);
+            -- sha256, not md5 (which a FIPS build refuses); 15 + 48 characters, within a name's 63.
+            prepared := 'pgweave_search_' || left(encode(sha256(convert_to(
+                statement || pg_catalog.pg_typeof(source)::oid, 'UTF8')), 'hex'), 48);
             BEGIN
                 RETURN QUERY EXECUTE format('EXECUTE %I(%L)', prepared, s.cache_key);
             EXCEPTION WHEN syntax_error OR feature_not_supported THEN
