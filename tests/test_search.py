@@ -274,6 +274,12 @@ def test_k_rows_come_back_when_deleted_rows_drop_most_index_candidates(backgroun
         assert [r[1] for r in found] == sorted(r[1] for r in found) and [r[2] for r in found] == [1, 2, 3, 4]
         assert set(plain) <= {r[0] for r in found}
         assert conn.execute("SHOW hnsw.iterative_scan").fetchone()[0] == "off"
+        # The query is cached, so that was the prepared scan (all k or none, then iterative scans);
+        # with the cache off the scan is planned, returns what it found, and the rest follow.
+        conn.execute("SET ai.query_cache_size = 0")
+        again = conn.execute("""SELECT (hit).id, distance, rank FROM ai.semantic_search(
+                                NULL::app.gone_docs_embedding, %s, k => 4) ORDER BY rank""", (query,)).fetchall()
+        assert [r[0] for r in again] == [r[0] for r in found] and [r[2] for r in again] == [1, 2, 3, 4]
 
 
 def test_odd_names_and_columns_named_like_the_search_query(db):
