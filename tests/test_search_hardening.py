@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pgweave_testing.helpers import role_dsn, served_inputs
 from test_search import _articles
@@ -163,3 +164,36 @@ def test_a_prepared_search_comes_back_after_deallocate_and_stops_at_64_per_sessi
             rows = conn.execute(search, (question, k)).fetchall()
             assert len(rows) == min(k, 11) and rows[:3] == first[:min(k, 3)], k
         assert len(_prepared(conn)) == 64
+
+
+def test_a_prepared_search_returns_nothing_for_a_vector_gone_from_the_cache(reader):
+    """The prepared scan reads the query's vector from the cache again: should the entry be gone
+    by then, it returns no row (and search scans with the vector it read first), never k rows at
+    a NULL distance, which is what pgvector's index scan gives for a NULL vector."""
+    with psycopg.connect(reader, autocommit=True) as conn:
+        for _ in range(2):
+            conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'cats', k => 3)")
+        [name] = _prepared(conn)
+        key = conn.execute("""SELECT ai._query_cache_key(config -> 'embedding', 'cats') FROM ai.vectorizer
+                              WHERE name = 'articles_embedding'""").fetchone()[0]
+        run = sql.SQL("EXECUTE {}({})")
+        assert conn.execute(run.format(sql.Identifier(name), "no such key")).fetchall() == []
+        assert len(conn.execute(run.format(sql.Identifier(name), key)).fetchall()) == 3
+
+
+def test_a_role_without_select_on_the_view_is_refused_on_the_prepared_path_too(db, reader):
+    """A role that may use pgweave but not read the articles: its cached query does not get it
+    past the view's privileges, the first time or once the scan is prepared."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS outsider; CREATE ROLE outsider LOGIN")
+        conn.execute("SELECT ai.grant_ai_usage('outsider')")
+    try:
+        with psycopg.connect(role_dsn(db, "outsider"), autocommit=True) as conn:
+            conn.execute("SELECT ai.vectorizer_embed('articles_embedding', 'cats')")  # now cached for it
+            for _ in range(3):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute("SELECT * FROM ai.semantic_search(NULL::articles_embedding, 'cats', k => 3)")
+            assert len(_prepared(conn)) == 1  # the later searches ran the prepared scan, and were refused
+    finally:
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY outsider; DROP ROLE outsider")

@@ -153,7 +153,9 @@ $$;
 -- there): its one parameter is the query's key in the cache ($1 text; the vector is read from
 -- the cache in the statement, binary, once), k is written in (a generic plan of LIMIT $2 is
 -- costed for a tenth of the table, so the plan cache would keep planning); it returns (rank,
--- distance, hit), and rows only when all k came back.
+-- distance, hit), and rows only when all k came back with a distance: should the entry have
+-- left the cache since ai._search_parts read it, the vector is NULL, and pgvector's index scan
+-- would return k arbitrary rows, each at a NULL distance.
 CREATE OR REPLACE FUNCTION ai._search_prepared_sql(view text, vector_type text, distance_op text, k int)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
@@ -162,7 +164,7 @@ BEGIN
     RETURN format($q$
     WITH top AS MATERIALIZED (%s)
     SELECT (pg_catalog.row_number() OVER (ORDER BY t.distance, t.id))::int, t.distance, t.hit
-    FROM top t WHERE (SELECT pg_catalog.count(*) FROM top) OPERATOR(pg_catalog.>=) %s
+    FROM top t WHERE (SELECT pg_catalog.count(c.distance) FROM top c) OPERATOR(pg_catalog.>=) %s
     ORDER BY t.distance, t.id$q$,
         ai._search_nearest(view, vector_type, distance_op, 'true', '(SELECT ai._query_cache_read($1::pg_catalog.text))',
                            k::text), k);
@@ -221,22 +223,21 @@ CREATE OR REPLACE FUNCTION ai._search_sql(kind text, view text, vector_type text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    nearest text := ai._search_nearest(view, vector_type, distance_op, predicate || CASE kind
-        WHEN 'semantic_rest' THEN format(
-            ' AND v.embedding_uuid OPERATOR(pg_catalog.<>) ALL ($3::pg_catalog.uuid[])'
-            ' AND v.embedding %s $1::%s OPERATOR(pg_catalog.>=) $4::pg_catalog.float8', distance_op, vector_type)
-        ELSE '' END, '$1', '$2');
+    nearest text;
     bm25 text;
 BEGIN
-    IF kind = 'semantic' THEN
-        RETURN format($q$
+    IF kind IN ('semantic', 'semantic_iterative', 'semantic_rest') THEN
+        nearest := ai._search_nearest(view, vector_type, distance_op, predicate || CASE kind
+            WHEN 'semantic_rest' THEN format(
+                ' AND v.embedding_uuid OPERATOR(pg_catalog.<>) ALL ($3::pg_catalog.uuid[])'
+                ' AND v.embedding %s $1::%s OPERATOR(pg_catalog.>=) $4::pg_catalog.float8', distance_op, vector_type)
+            ELSE '' END, '$1', '$2');
+        RETURN format(CASE kind WHEN 'semantic' THEN $q$
     SELECT t.id, t.distance, t.hit FROM (%s) t
-    ORDER BY t.distance, t.id$q$, nearest);
-    ELSIF kind IN ('semantic_iterative', 'semantic_rest') THEN
-        RETURN format($q$
+    ORDER BY t.distance, t.id$q$ ELSE $q$
     WITH top AS MATERIALIZED (%s)
     SELECT t.id, t.distance, t.hit FROM top t
-    ORDER BY t.distance, t.id$q$, nearest);
+    ORDER BY t.distance, t.id$q$ END, nearest);
     END IF;
     bm25 := format($q$
     hits AS MATERIALIZED (
