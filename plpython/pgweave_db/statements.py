@@ -142,15 +142,17 @@ def build(vz: Vectorizer) -> Statements:
         delete_store=plpy.prepare(f"""
             DELETE FROM {vz.store} WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
                 SELECT f.ctid FROM {keys} k CROSS JOIN LATERAL {per_key(vz.store, "st.ctid")} f))""", ["text"]),
+        # The arrays are unnested in the select list (no tuplestore, which spilled to disk for a
+        # big batch), and the embeddings arrive as vector[]: PL/Python hands each literal to
+        # pgvector's input directly, without a text[] array copied in between.
         insert_store=plpy.prepare(f"""
             INSERT INTO {vz.store} ({cols}, chunk_seq, chunk, embedding, embedded_md5)
-            SELECT {', '.join(f'k.{_q(c)}' for c in pk)}, u.seq, u.chunk,
-                   u.embedding::{_q(vector_schema)}.vector, u.md5
-            FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.int4[]),
-                            pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]),
-                            pg_catalog.unnest($5::pg_catalog.text[])) AS u(key, seq, chunk, embedding, md5)
+            SELECT {', '.join(f'k.{_q(c)}' for c in pk)}, u.seq, u.chunk, u.embedding, u.md5
+            FROM (SELECT pg_catalog.unnest($1::pg_catalog.text[]) AS key, pg_catalog.unnest($2::pg_catalog.int4[]) AS seq,
+                         pg_catalog.unnest($3::pg_catalog.text[]) AS chunk, pg_catalog.unnest($4) AS embedding,
+                         pg_catalog.unnest($5::pg_catalog.text[]) AS md5) u
             CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{vz.queue}, u.key::pg_catalog.jsonb) k""",
-            ["text[]", "int4[]", "text[]", "text[]", "text[]"]),
+            ["text[]", "int4[]", "text[]", f"{_q(vector_schema)}.vector[]", "text[]"]),
         never_analyzed=plpy.prepare(f"""
             SELECT c.reltuples OPERATOR(pg_catalog.<) 0 AS yes FROM pg_catalog.pg_class c
             WHERE c.oid OPERATOR(pg_catalog.=) {plpy.quote_literal(vz.store)}::pg_catalog.regclass"""),
