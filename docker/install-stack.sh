@@ -34,7 +34,7 @@ missing_packages() {
 
 PACKAGES=(
     "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-plpython3-${PG_MAJOR}"
-    "postgresql-${PG_MAJOR}-cron" python3-requests python3-pypdf python3-bs4 python3-docx python3-venv postgresql-doc-${PG_MAJOR} build-essential dpkg-dev ca-certificates
+    "postgresql-${PG_MAJOR}-cron" python3-urllib3 python3-pypdf python3-bs4 python3-docx python3-venv postgresql-doc-${PG_MAJOR} build-essential dpkg-dev ca-certificates
 )
 mapfile -t MISSING < <(missing_packages "${PACKAGES[@]}")
 if [ "${#MISSING[@]}" -gt 0 ]; then

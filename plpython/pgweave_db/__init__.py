@@ -6,7 +6,7 @@ version installed in it. Modules, in the order a row travels:
 
 - ``settings``: host and timeout resolution from arguments and GUCs; the superuser's allowed
   hosts and limits;
-- ``http``: one pooled, retrying HTTP session per backend; interruptible, bounded requests;
+- ``http``: pooled, retrying HTTP connections per backend (urllib3); interruptible, bounded requests;
 - ``ollama``, ``openai``: model providers;
 - ``loading``, ``parsing``: a row's document (bytea, file or URL) as cited text parts;
 - ``catalog``: a vectorizer's catalog row, read once; ``statements``: every statement the engine

@@ -2,7 +2,7 @@
 
 Written here instead of imported because this code runs inside PostgreSQL and is shipped
 through the database (see ai._load_python): it may only use the server's standard library
-and Debian's python3-requests, so `pgweave install` stays one command from any client.
+and Debian's python3-urllib3, so `pgweave install` stays one command from any client.
 tests/test_chunking.py checks it against langchain-text-splitters on real documents.
 """
 

@@ -117,7 +117,7 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
         result.chunks_embedded = len(digests)
         result.model_calls = calls
 
-    changed_keys: list[str] = []
+    changed_keys: list[str] = []  # the keys whose stored chunks are replaced
     rows: tuple[list, ...] = ([], [], [], [], [])  # key, seq, chunk, embedding, md5: unnest's arrays
     for key, chunks in wanted.items():
         before = sorted((r["chunk_seq"], r["chunk"], r["embedded_md5"]) for r in stored.get(key, []))
@@ -125,7 +125,8 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
         result.chunks_reused += sum(1 for _, _, d in after if d not in to_embed)
         if before == after:
             continue  # nothing to write: the store already holds exactly these chunks
-        changed_keys.append(key)
+        if before:
+            changed_keys.append(key)  # its stored chunks go (a new key has none to delete)
         for seq, piece, digest in after:
             for column, value in zip(rows, (key, seq, piece, known[digest], digest)):
                 column.append(value)

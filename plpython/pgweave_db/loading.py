@@ -17,7 +17,7 @@ import stat
 from urllib.parse import unquote, urlsplit
 
 import plpy
-import requests
+from urllib3.exceptions import HTTPError
 
 from . import http, parsing, settings
 from .errors import fail
@@ -195,8 +195,9 @@ def _fetch_url(url: str, retries: int) -> tuple[bytes, str | None, str]:
         fail(f"cannot fetch document {shown!r}: it did not finish arriving in time", sqlstate="58030",
              hint="the item is retried with back-off; a superuser may raise fetch_timeout_seconds "
                   "in ai._document_limit")
-    except requests.exceptions.RequestException as exc:
-        fail(f"cannot fetch document {shown!r}: {type(exc).__name__}", sqlstate="58030",
+    except HTTPError as exc:
+        cause = getattr(exc, "reason", None) or exc  # retries used up: why
+        fail(f"cannot fetch document {shown!r}: {type(cause).__name__}", sqlstate="58030",
              hint=f"tried {retries + 1} times; the item is retried with back-off")
     if reply.status_code in (404, 410):
         fail(f"document {shown!r} does not exist (HTTP {reply.status_code})", sqlstate="58P01",

@@ -30,8 +30,8 @@ def reusable(st: Statements, keys_json: str) -> dict[str, str]:
 
 
 def replace(st: Statements, changed_keys: list[str], rows: tuple[list, ...]) -> None:
-    """Delete the chunks of the changed keys and insert their new ones (rows: the key, seq,
-    chunk, embedding and md5 arrays the insert unnests)."""
+    """Delete the stored chunks of the changed keys and insert the new chunks (rows: the key,
+    seq, chunk, embedding and md5 arrays the insert unnests)."""
     if changed_keys:
         plpy.execute(st.delete_store, ["[" + ",".join(changed_keys) + "]"])
     if rows[0]:
