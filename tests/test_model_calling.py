@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
+from pgweave.install import install
+from pgweave.localdb import LocalCluster
+from pgweave_testing.fault_proxy import FaultProxy
 from pgweave_testing.helpers import role_dsn, served_inputs, vec
 
 
@@ -43,6 +48,38 @@ def test_host_argument_beats_the_setting(db, model_server_url):
         row = conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x', host => %s))",
                            (model_server_url,)).fetchone()
     assert row[0] == 384
+
+
+def test_a_server_behind_a_proxy_calls_models_through_it_except_where_no_proxy_says(model_server_url, monkeypatch):
+    """http_proxy and no_proxy in the database server's environment, as a DBA sets them for the
+    service: a role with only ai usage, in an application database, embeds through the proxy,
+    and straight to a host that no_proxy lists."""
+    proxy = FaultProxy(model_server_url)
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-proxied-")))
+    try:
+        with monkeypatch.context() as env:  # the postmaster's environment only
+            for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+                env.delenv(name, raising=False)
+            env.setenv("http_proxy", proxy.url)
+            env.setenv("no_proxy", "localhost")
+            cluster.start()
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE app")
+            conn.execute("CREATE ROLE caller LOGIN")
+        install(cluster.dsn("app"), background=False)
+        with psycopg.connect(cluster.dsn("app"), autocommit=True) as conn:
+            conn.execute("SELECT ai.grant_ai_usage('caller')")
+        embed = "SELECT ai.ollama_embed('all-minilm', 'reached through a proxy', host => %s)::text"
+        port = model_server_url.rsplit(":", 1)[1]
+        with psycopg.connect(role_dsn(cluster.dsn("app"), "caller"), autocommit=True) as conn:
+            proxied = conn.execute(embed, (model_server_url,)).fetchone()[0]
+            assert [r["path"] for r in proxy.posts("/api/embed")] == [model_server_url + "/api/embed"]
+            direct = conn.execute(embed, (f"http://localhost:{port}",)).fetchone()[0]
+        assert len(proxy.posts("/api/embed")) == 1  # localhost is in no_proxy
+        assert np.array_equal(vec(proxied), vec(direct)) and len(vec(proxied)) == 384
+    finally:
+        cluster.destroy()
+        proxy.close()
 
 
 def test_query_text_is_embedded_once_per_query_not_per_row(db, model_server_url):

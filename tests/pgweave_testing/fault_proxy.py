@@ -4,7 +4,8 @@ Modes: ``pass`` (forward), ``500``, ``429``, ``hang`` (answer 504 after ``hang_s
 ``malformed`` (invalid JSON), ``wrong_dims`` (forward, then cut every vector in half),
 ``slow`` (forward after ``hang_seconds``), ``reject_key`` (401 echoing the key), ``gate``
 (hold every request until ``release()``, then forward). Every request is recorded in
-``seen`` (method, path, headers, JSON body), so tests can check what was really sent.
+``seen`` (method, path, headers, JSON body), so tests can check what was really sent. It is
+also an HTTP forward proxy: a request naming a whole http:// URL goes to that URL.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ class FaultProxy:
                     time.sleep(proxy.hang_seconds)
                     if mode == "hang":
                         return self._answer(504, b'{"error": "too late"}')
-                response = httpx.request(method, proxy.upstream + self.path, content=payload,
+                # A client that uses this as its HTTP proxy names the whole URL (absolute form).
+                target = self.path if self.path.startswith("http://") else proxy.upstream + self.path
+                response = httpx.request(method, target, content=payload, trust_env=False,
                                          headers={"Content-Type": "application/json"}, timeout=600)
                 body = response.content
                 if mode == "wrong_dims" and self.path.endswith("/embed"):
