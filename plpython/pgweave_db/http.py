@@ -79,7 +79,8 @@ def pool(url: str) -> urllib3.PoolManager:
     """This backend's connection pools for a URL (through its proxy, if any)."""
     proxy = _proxy(url)
     if proxy not in _pools:
-        options = {"num_pools": 8, "maxsize": 4, "headers": _HEADERS}
+        # As many kept connections per host as a backfill may have requests in flight.
+        options = {"num_pools": 8, "maxsize": settings.MAX_IN_FLIGHT, "headers": _HEADERS}
         _pools[proxy] = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
     return _pools[proxy]
 

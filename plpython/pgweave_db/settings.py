@@ -22,6 +22,7 @@ DEFAULT_RETRIES = 3
 # Embedding requests a backfill keeps in flight: the next one is on its way while the backend
 # reads the last reply (and a remote server's latency is paid once per two requests).
 DEFAULT_IN_FLIGHT = 2.0
+MAX_IN_FLIGHT = 8
 # Used when the limits table has no row (a superuser deleted it).
 DEFAULT_LIMITS = {"max_http_timeout": 600.0, "max_reply_bytes": 32 * 1024 * 1024,
                   "max_chunks_per_row": 10000.0}
@@ -75,7 +76,7 @@ def retries() -> int:
 def requests_in_flight() -> int:
     """``ai.embedding_requests_in_flight``: embedding requests a backfill keeps on their way at
     once (default 2, at most 8; 1 waits for each reply before sending the next request)."""
-    return int(min(8.0, max(1.0, _positive_float("ai.embedding_requests_in_flight", DEFAULT_IN_FLIGHT))))
+    return int(min(MAX_IN_FLIGHT, max(1.0, _positive_float("ai.embedding_requests_in_flight", DEFAULT_IN_FLIGHT))))
 
 
 def statement_seconds_left() -> float | None:
