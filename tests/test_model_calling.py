@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import psycopg
@@ -50,18 +53,30 @@ def test_host_argument_beats_the_setting(db, model_server_url):
     assert row[0] == 384
 
 
-def test_a_server_behind_a_proxy_calls_models_through_it_except_where_no_proxy_says(model_server_url, monkeypatch):
-    """http_proxy and no_proxy in the database server's environment, as a DBA sets them for the
-    service: a role with only ai usage, in an application database, embeds through the proxy,
-    and straight to a host that no_proxy lists."""
+@pytest.fixture(scope="module")
+def server_environment(model_server_url) -> Iterator[dict]:
+    """A cluster whose server environment holds what a DBA sets for the PostgreSQL service:
+    an HTTP proxy (http_proxy, with no_proxy=localhost) and a private certificate authority
+    (SSL_CERT_FILE), plus an HTTPS front for the model server with a certificate that CA is.
+    Database `app`, not pg_cron's; role `caller` with only ai usage. Yields the caller's DSN,
+    the proxy and the HTTPS front."""
+    certs = Path(tempfile.mkdtemp(prefix="pgweave-tls-"))
+    certs.chmod(0o755)  # the server's OS user reads the CA file
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(certs / "key.pem"), "-out", str(certs / "cert.pem"),
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    (certs / "cert.pem").chmod(0o644)
     proxy = FaultProxy(model_server_url)
-    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-proxied-")))
+    front = FaultProxy(model_server_url, tls=(str(certs / "cert.pem"), str(certs / "key.pem")))
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-environment-")))
     try:
-        with monkeypatch.context() as env:  # the postmaster's environment only
-            for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        with pytest.MonkeyPatch.context() as env:  # the postmaster's environment only
+            for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
                 env.delenv(name, raising=False)
             env.setenv("http_proxy", proxy.url)
             env.setenv("no_proxy", "localhost")
+            env.setenv("SSL_CERT_FILE", str(certs / "cert.pem"))
             cluster.start()
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE app")
@@ -69,17 +84,42 @@ def test_a_server_behind_a_proxy_calls_models_through_it_except_where_no_proxy_s
         install(cluster.dsn("app"), background=False)
         with psycopg.connect(cluster.dsn("app"), autocommit=True) as conn:
             conn.execute("SELECT ai.grant_ai_usage('caller')")
-        embed = "SELECT ai.ollama_embed('all-minilm', 'reached through a proxy', host => %s)::text"
-        port = model_server_url.rsplit(":", 1)[1]
-        with psycopg.connect(role_dsn(cluster.dsn("app"), "caller"), autocommit=True) as conn:
-            proxied = conn.execute(embed, (model_server_url,)).fetchone()[0]
-            assert [r["path"] for r in proxy.posts("/api/embed")] == [model_server_url + "/api/embed"]
-            direct = conn.execute(embed, (f"http://localhost:{port}",)).fetchone()[0]
-        assert len(proxy.posts("/api/embed")) == 1  # localhost is in no_proxy
-        assert np.array_equal(vec(proxied), vec(direct)) and len(vec(proxied)) == 384
+        yield {"dsn": role_dsn(cluster.dsn("app"), "caller"), "proxy": proxy, "front": front}
     finally:
         cluster.destroy()
         proxy.close()
+        front.close()
+        shutil.rmtree(certs, ignore_errors=True)
+
+
+_EMBED_AT = "SELECT ai.ollama_embed('all-minilm', 'reached another way', host => %s)::text"
+
+
+def test_a_server_behind_a_proxy_calls_models_through_it_except_where_no_proxy_says(server_environment,
+                                                                                   model_server_url):
+    proxy = server_environment["proxy"]
+    port = model_server_url.rsplit(":", 1)[1]
+    with psycopg.connect(server_environment["dsn"], autocommit=True) as conn:
+        proxied = conn.execute(_EMBED_AT, (model_server_url,)).fetchone()[0]
+        assert [r["path"] for r in proxy.posts("/api/embed")] == [model_server_url + "/api/embed"]
+        direct = conn.execute(_EMBED_AT, (f"http://localhost:{port}",)).fetchone()[0]
+    assert len(proxy.posts("/api/embed")) == 1  # localhost is in no_proxy
+    assert np.array_equal(vec(proxied), vec(direct)) and len(vec(proxied)) == 384
+
+
+def test_https_model_servers_are_checked_against_the_ca_the_servers_environment_trusts(
+        server_environment, app_role, model_server_url):
+    front = server_environment["front"]
+    with psycopg.connect(server_environment["dsn"], autocommit=True) as conn:  # SSL_CERT_FILE trusts it
+        through_tls = conn.execute(_EMBED_AT, (front.url,)).fetchone()[0]
+        direct = conn.execute(_EMBED_AT, (f"http://localhost:{model_server_url.rsplit(':', 1)[1]}",)).fetchone()[0]
+    assert np.array_equal(vec(through_tls), vec(direct)) and len(front.posts("/api/embed")) == 1
+    with psycopg.connect(app_role, autocommit=True) as conn:  # the suite's cluster trusts the system's CAs only
+        with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection) as refused:
+            conn.execute(_EMBED_AT, (front.url,))
+    assert "failed the TLS check" in str(refused.value) and "certificate" in str(refused.value)
+    assert "SSL_CERT_FILE" in refused.value.diag.message_hint
+    assert len(front.posts("/api/embed")) == 1  # nothing reached the model through an unchecked channel
 
 
 def test_query_text_is_embedded_once_per_query_not_per_row(db, model_server_url):

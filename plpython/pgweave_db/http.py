@@ -4,8 +4,8 @@ The module lives as long as the database session (it is cached in GD), so the
 keep-alive connections are reused by every call a backend makes. It speaks urllib3 directly
 (requests is built on it): requests' own work (merging the environment, netrc and hooks into
 each request) took 0.7 ms of a 64-text embedding request with a fast model server, more than
-the reply. Proxies come from the server's environment (http_proxy, https_proxy, no_proxy) as
-before.
+the reply. Proxies (http_proxy, https_proxy, no_proxy) and trusted certificate authorities
+(SSL_CERT_FILE, SSL_CERT_DIR, REQUESTS_CA_BUNDLE) come from the server's environment.
 
 A request runs in a short-lived thread while the backend waits for it in slices, running a
 trivial statement between slices: that is where PostgreSQL notices a cancel, a
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import math
+import os
 import queue
 import signal
 import threading
@@ -29,7 +30,7 @@ from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import plpy
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, SSLError
 from urllib3.exceptions import TimeoutError as TransportTimeout
 from urllib3.util.retry import Retry
 
@@ -50,6 +51,9 @@ _SLICE_SECONDS = 0.05  # how often a waiting backend looks for a cancel
 _BACKOFF = 0.25        # urllib3 waits _BACKOFF * 2^(n-1) s before the n-th retry, at most 120 s
 _TIMEOUT_HINT = ("raise the setting ai.http_timeout (seconds; at most the max_http_timeout a "
                  "superuser sets in ai._model_call_limit), or check the server's load")
+_TLS_HINT = ("the database server trusts the certificate authorities of its system's store: give "
+             "the model server a certificate one of them signed, or point SSL_CERT_FILE in the "
+             "PostgreSQL service's environment at a file holding the model server's CA")
 _ping_plan = None
 
 
@@ -75,12 +79,27 @@ def _proxy(url: str) -> str | None:
     return _proxies[origin]
 
 
+def _trusted_cas() -> dict[str, str]:
+    """The certificate authorities the server's environment names: SSL_CERT_FILE and
+    SSL_CERT_DIR (OpenSSL's), or REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (what requests read,
+    when pgweave used it). Without any, urllib3's default: the system's store (Debian's
+    urllib3 reads its bundle file and ignores SSL_CERT_FILE, hence this)."""
+    options = {}
+    cafile = next((os.environ[n] for n in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+                   if os.environ.get(n)), None)
+    if cafile:
+        options["ca_certs"] = cafile
+    if os.environ.get("SSL_CERT_DIR"):
+        options["ca_cert_dir"] = os.environ["SSL_CERT_DIR"]
+    return options
+
+
 def pool(url: str) -> urllib3.PoolManager:
     """This backend's connection pools for a URL (through its proxy, if any)."""
     proxy = _proxy(url)
     if proxy not in _pools:
         # As many kept connections per host as a backfill may have requests in flight.
-        options = {"num_pools": 8, "maxsize": settings.MAX_IN_FLIGHT, "headers": _HEADERS}
+        options = {"num_pools": 8, "maxsize": settings.MAX_IN_FLIGHT, "headers": _HEADERS, **_trusted_cas()}
         _pools[proxy] = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
     return _pools[proxy]
 
@@ -285,12 +304,22 @@ def receive(sent: Sent) -> Reply:
         if isinstance(cause, TransportTimeout) and not isinstance(cause, NewConnectionError):
             fail(f"the model server at {_origin(url)} did not answer within {sent.socket_timeout:g} s",
                  hint=_TIMEOUT_HINT, sqlstate="57014")
+        if isinstance(cause, SSLError):
+            fail(f"the model server at {_origin(url)} failed the TLS check: {_tls_reason(cause)}",
+                 hint=_TLS_HINT, sqlstate="08001")
         if isinstance(exc, MaxRetryError):
             fail(f"cannot reach the model server at {_origin(url)}", hint=sent.unreachable_hint,
                  sqlstate="08001")
         fail(f"request to the model server at {_origin(url)} failed: {type(exc).__name__}",
              hint=sent.unreachable_hint, sqlstate="08000")
     raise AssertionError("unreachable")
+
+
+def _tls_reason(error: SSLError) -> str:
+    """What the TLS check said (certificate verify failed, hostname mismatch), without the
+    exception classes urllib3 wraps it in."""
+    inner = error.args[0] if error.args else error
+    return str(getattr(inner, "verify_message", None) or getattr(inner, "reason", None) or inner)[:200]
 
 
 def _decode(reply: Reply) -> Any:

@@ -11,6 +11,7 @@ also an HTTP forward proxy: a request naming a whole http:// URL goes to that UR
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +24,8 @@ from .helpers import wait_until
 class FaultProxy:
     """Start with ``FaultProxy(upstream)``; set ``mode``; ``url`` is where clients point."""
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, tls: tuple[str, str] | None = None):
+        """``tls``: (certificate file, key file): serve HTTPS with them."""
         self.upstream = upstream.rstrip("/")
         self.mode = "pass"
         self.hang_seconds = 5.0
@@ -93,6 +95,14 @@ class FaultProxy:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            # The handshake runs in the request's thread: a client that refuses the
+            # certificate does not hold up the others.
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
+            self.url = self.url.replace("http://", "https://")
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
