@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import tempfile
@@ -192,6 +193,15 @@ def test_ollama_embed_options_and_keep_alive_reach_the_server(app_role, recorder
     [sent] = recorder.posts("/api/embed")
     assert sent["json"]["keep_alive"] == "5m" and sent["json"]["options"] == {"num_ctx": 256}
     assert sent["json"]["model"] == "all-minilm" and sent["json"]["input"] in ("x", ["x"])
+
+
+def test_credentials_in_a_model_servers_url_are_sent_as_basic_auth(app_role, recorder):
+    """An Ollama behind a reverse proxy that asks for a password: http://user:password@host,
+    percent-encoded as URLs are; never part of an error (see tests/reliability)."""
+    url = recorder.url.replace("http://", "http://alice:s%40cr%3At@")
+    assert _one(app_role, "SELECT vector_dims(ai.ollama_embed('all-minilm', 'x', host => %s))", (url,)) == 384
+    [sent] = recorder.posts("/api/embed")
+    assert sent["headers"]["authorization"] == "Basic " + base64.b64encode(b"alice:s@cr:t").decode()
 
 
 def test_embedding_options_must_be_an_object(db):

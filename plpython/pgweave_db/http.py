@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import plpy
@@ -122,11 +122,21 @@ class _TooLarge(Exception):
     """The reply is longer than max_reply_bytes."""
 
 
+def _url_auth(url: str) -> dict[str, str]:
+    """Basic auth for credentials written into the URL (http://user:password@host), as
+    requests sent them; urllib3 leaves them out."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return {}
+    return urllib3.make_headers(basic_auth=f"{unquote(parts.username)}:{unquote(parts.password or '')}")
+
+
 def _fetch(method: str, url: str, body: bytes | None, headers: dict | None, timeout: float,
            max_bytes: int, retries: int) -> Reply:
     """Send the request and read at most max_bytes of the reply (runs in the request thread)."""
     manager = pool(url)
-    response = manager.request(method, url, body=body, headers={**manager.headers, **(headers or {})},
+    headers = {**manager.headers, **_url_auth(url), **(headers or {})}
+    response = manager.request(method, url, body=body, headers=headers,
                                timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=_retry(retries),
                                redirect=False, preload_content=False)
     complete = False
@@ -288,10 +298,10 @@ def receive(sent: Sent) -> Reply:
     try:
         return _wait(sent.done, sent.outcome, sent.until)
     except _GaveUp:
-        fail(f"the model server at {_origin(url)} did not finish answering within {sent.deadline:g} s",
+        fail(f"the model server at {origin(url)} did not finish answering within {sent.deadline:g} s",
              hint=_TIMEOUT_HINT, sqlstate="57014")
     except _TooLarge as exc:
-        fail(f"the model server at {_origin(url)} sent a reply larger than {sent.max_bytes} bytes "
+        fail(f"the model server at {origin(url)} sent a reply larger than {sent.max_bytes} bytes "
              f"(at least {exc.args[0]})", sqlstate="54000",
              hint="ask for less (fewer inputs per call, a lower max_tokens), or have a superuser "
                   "raise max_reply_bytes: UPDATE ai._model_call_limit SET value = ... "
@@ -302,15 +312,15 @@ def receive(sent: Sent) -> Reply:
         cause = exc.reason if isinstance(exc, MaxRetryError) else exc
         # (urllib3 1.26's NewConnectionError, a refused connection, is a kind of timeout.)
         if isinstance(cause, TransportTimeout) and not isinstance(cause, NewConnectionError):
-            fail(f"the model server at {_origin(url)} did not answer within {sent.socket_timeout:g} s",
+            fail(f"the model server at {origin(url)} did not answer within {sent.socket_timeout:g} s",
                  hint=_TIMEOUT_HINT, sqlstate="57014")
         if isinstance(cause, SSLError):
-            fail(f"the model server at {_origin(url)} failed the TLS check: {_tls_reason(cause)}",
+            fail(f"the model server at {origin(url)} failed the TLS check: {_tls_reason(cause)}",
                  hint=_TLS_HINT, sqlstate="08001")
         if isinstance(exc, MaxRetryError):
-            fail(f"cannot reach the model server at {_origin(url)}", hint=sent.unreachable_hint,
+            fail(f"cannot reach the model server at {origin(url)}", hint=sent.unreachable_hint,
                  sqlstate="08001")
-        fail(f"request to the model server at {_origin(url)} failed: {type(exc).__name__}",
+        fail(f"request to the model server at {origin(url)} failed: {type(exc).__name__}",
              hint=sent.unreachable_hint, sqlstate="08000")
     raise AssertionError("unreachable")
 
@@ -357,7 +367,7 @@ def json_body(reply: Reply, url: str) -> Any:
 
 def malformed(url: str, what: str) -> None:
     """Fail for a reply of the wrong shape."""
-    fail(f"{_origin(url)} answered with {what}", sqlstate="58000",
+    fail(f"{origin(url)} answered with {what}", sqlstate="58000",
          hint="check that the URL points at an Ollama or OpenAI-compatible server")
 
 
@@ -380,7 +390,7 @@ def refusal_warning(exc: Exception) -> str | None:
     return None
 
 
-def _origin(url: str) -> str:
+def origin(url: str) -> str:
     """Scheme, host and port of a URL: never a path or query that might hold a secret."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
@@ -392,7 +402,7 @@ def checked(response: Reply, url: str, payload: Any = None, models_hint=None, se
     if status < 300:
         return response
     message = error_message(response, secret)
-    where = _origin(url)
+    where = origin(url)
     model = payload.get("model") if isinstance(payload, dict) else None
     if status < 400:
         fail(f"{where} answered with a redirect ({status}), which is not followed", sqlstate="58000",

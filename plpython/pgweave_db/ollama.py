@@ -124,7 +124,7 @@ def embed_later(model: str, inputs: Sequence[str], host: str | None = None, keep
         if embeddings is None:  # not the plain shape: decode it, and say what is wrong with it
             embeddings = http.vectors(http.json_body(reply, url).get("embeddings") or [], url)
         if len(embeddings) != len(inputs):
-            fail(f"{url}/api/embed returned {len(embeddings)} embeddings for {len(inputs)} inputs",
+            fail(f"{http.origin(url)}/api/embed returned {len(embeddings)} embeddings for {len(inputs)} inputs",
                  hint="the server is not Ollama-compatible; check ai.ollama_host")
         return embeddings
 

@@ -94,7 +94,7 @@ def embed_later(model: str, inputs: Sequence[str], api_key: str | None = None,
             return fast
         data = _data(http.json_body(reply, url), base_url)  # not the plain shape: decode, check, say
         if len(data) != len(inputs):
-            fail(f"{url}/embeddings returned {len(data)} embeddings for {len(inputs)} inputs",
+            fail(f"{http.origin(url)}/embeddings returned {len(data)} embeddings for {len(inputs)} inputs",
                  hint="the server is not OpenAI-compatible; check ai.openai_base_url")
         ordered = sorted(data, key=lambda d: d.get("index") if isinstance(d.get("index"), int) else 0)
         return http.vectors([item.get("embedding") for item in ordered], url)
