@@ -26,6 +26,11 @@ def _one(dsn: str, sql: str, params=None):
         return conn.execute(sql, params).fetchone()[0]
 
 
+def _all(dsn: str, sql: str, params=None) -> list:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
 def _cos(a, b) -> float:
     a, b = np.asarray(vec(a), dtype=np.float64), np.asarray(vec(b), dtype=np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -202,6 +207,16 @@ def test_credentials_in_a_model_servers_url_are_sent_as_basic_auth(app_role, rec
     assert _one(app_role, "SELECT vector_dims(ai.ollama_embed('all-minilm', 'x', host => %s))", (url,)) == 384
     [sent] = recorder.posts("/api/embed")
     assert sent["headers"]["authorization"] == "Basic " + base64.b64encode(b"alice:s@cr:t").decode()
+
+
+def test_a_gzip_compressed_reply_is_read_whole(app_role, recorder, model_server_url):
+    texts = [f"paragraph {i} about write-ahead logging and checkpoints" for i in range(40)]
+    sql = "SELECT embedding::text FROM ai.ollama_embed('all-minilm', %s::text[], host => %s)"
+    recorder.mode = "gzip"
+    compressed = [r[0] for r in _all(app_role, sql, (texts, recorder.url))]
+    plain = [r[0] for r in _all(app_role, sql, (texts, model_server_url))]
+    assert recorder.posts("/api/embed")[0]["headers"]["accept-encoding"] == "gzip, deflate"
+    assert len(compressed) == 40 and all(np.array_equal(vec(a), vec(b)) for a, b in zip(compressed, plain))
 
 
 def test_embedding_options_must_be_an_object(db):

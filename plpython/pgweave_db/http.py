@@ -145,7 +145,7 @@ def _fetch(method: str, url: str, body: bytes | None, headers: dict | None, time
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise _TooLarge(int(declared))
         content = bytearray()
-        while piece := response.read(_PIECE):
+        for piece in response.stream(_PIECE):  # (read() may return nothing mid-way while decoding)
             content += piece
             if len(content) > max_bytes:
                 raise _TooLarge(len(content))

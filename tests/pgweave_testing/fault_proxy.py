@@ -1,7 +1,8 @@
 """A recording, fault-injecting HTTP proxy in front of the real model server.
 
 Modes: ``pass`` (forward), ``500``, ``429``, ``hang`` (answer 504 after ``hang_seconds``),
-``malformed`` (invalid JSON), ``wrong_dims`` (forward, then cut every vector in half),
+``malformed`` (invalid JSON), ``wrong_dims`` (forward, then cut every vector in half), ``gzip``
+(forward, the reply gzip-compressed when the client accepts it),
 ``slow`` (forward after ``hang_seconds``), ``reject_key`` (401 echoing the key), ``gate``
 (hold every request until ``release()``, then forward). Every request is recorded in
 ``seen`` (method, path, headers, JSON body), so tests can check what was really sent. It is
@@ -10,6 +11,7 @@ also an HTTP forward proxy: a request naming a whole http:// URL goes to that UR
 
 from __future__ import annotations
 
+import gzip
 import json
 import ssl
 import threading
@@ -42,9 +44,12 @@ class FaultProxy:
             def log_message(self, *args):  # quiet
                 pass
 
-            def _answer(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+            def _answer(self, status: int, body: bytes, ctype: str = "application/json",
+                        encoding: str | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
+                if encoding:
+                    self.send_header("Content-Encoding", encoding)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -84,7 +89,10 @@ class FaultProxy:
                     data["embeddings"] = [v[: len(v) // 2] for v in data.get("embeddings", [])]
                     body = json.dumps(data).encode()
                 proxy.in_flight.clear()
-                self._answer(response.status_code, body, response.headers.get("content-type", "application/json"))
+                ctype = response.headers.get("content-type", "application/json")
+                if mode == "gzip" and "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                    return self._answer(response.status_code, gzip.compress(body), ctype, "gzip")
+                self._answer(response.status_code, body, ctype)
 
             def do_GET(self):
                 self._handle("GET")
@@ -115,7 +123,7 @@ class FaultProxy:
         with self._lock:
             self.requests += 1
             mode = self.mode
-            if mode not in ("pass", "slow", "gate"):
+            if mode not in ("pass", "slow", "gate", "gzip"):
                 self.faults += 1
             self.seen.append({"method": method, "path": path, "mode": mode,
                               "headers": {k.lower(): v for k, v in headers.items()}, "json": body})
