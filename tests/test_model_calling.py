@@ -215,8 +215,21 @@ def test_a_gzip_compressed_reply_is_read_whole(app_role, recorder, model_server_
     recorder.mode = "gzip"
     compressed = [r[0] for r in _all(app_role, sql, (texts, recorder.url))]
     plain = [r[0] for r in _all(app_role, sql, (texts, model_server_url))]
-    assert recorder.posts("/api/embed")[0]["headers"]["accept-encoding"] == "gzip, deflate"
+    assert recorder.posts("/api/embed")[0]["headers"]["accept-encoding"] == "gzip"
     assert len(compressed) == 40 and all(np.array_equal(vec(a), vec(b)) for a, b in zip(compressed, plain))
+
+
+def test_a_compressed_reply_is_inflated_no_further_than_max_reply_bytes(app_role, recorder):
+    """A hostile or broken server's 1 MiB of gzip holding 1 GiB: refused at max_reply_bytes
+    (32 MiB by default) without the backend ever holding much more than that."""
+    recorder.mode = "gzip_bomb"
+    with psycopg.connect(app_role, autocommit=True) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="larger than 33554432 bytes"):
+            conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (recorder.url,))
+        peak_kb = int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                           if line.startswith("VmHWM:")))
+    assert peak_kb < 300 * 1024, f"the backend peaked at {peak_kb // 1024} MiB"
 
 
 def test_embedding_options_must_be_an_object(db):

@@ -23,6 +23,7 @@ import queue
 import signal
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -30,7 +31,7 @@ from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import plpy
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, SSLError
+from urllib3.exceptions import DecodeError, HTTPError, MaxRetryError, NewConnectionError, SSLError
 from urllib3.exceptions import TimeoutError as TransportTimeout
 from urllib3.util.retry import Retry
 
@@ -42,7 +43,7 @@ from .vectors import to_pgvector
 _pools: dict[str | None, urllib3.PoolManager] = {}  # by proxy (None: direct)
 _proxies: dict[str, str | None] = {}                 # by scheme://host:port
 _retries: dict[int, Retry] = {}
-_HEADERS = {"User-Agent": "pgweave", "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
+_HEADERS = {"User-Agent": "pgweave", "Accept": "*/*", "Accept-Encoding": "gzip"}
 _PIECE = 1 << 20  # a reply is read in pieces of this size, counted against max_bytes
 
 # Retried: connection errors, 429 and 5xx. Never retried: other 4xx (the request is wrong).
@@ -131,6 +132,23 @@ def _url_auth(url: str) -> dict[str, str]:
     return urllib3.make_headers(basic_auth=f"{unquote(parts.username)}:{unquote(parts.password or '')}")
 
 
+def _read_bounded(response: urllib3.HTTPResponse, max_bytes: int) -> bytes:
+    """A reply's body, at most max_bytes (else _TooLarge). A gzip body is inflated piece by
+    piece and never past the bound: a megabyte of gzip can hold a gigabyte, which urllib3
+    would inflate whole before the bound is looked at."""
+    encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+    content = bytearray()
+    try:
+        for piece in response.stream(_PIECE, decode_content=False):
+            content += inflate.decompress(piece, max_bytes + 1 - len(content)) if inflate else piece
+            if len(content) > max_bytes:
+                raise _TooLarge(len(content))
+    except zlib.error as exc:
+        raise DecodeError(f"a gzip body that does not inflate: {exc}") from None
+    return bytes(content)
+
+
 def _fetch(method: str, url: str, body: bytes | None, headers: dict | None, timeout: float,
            max_bytes: int, retries: int) -> Reply:
     """Send the request and read at most max_bytes of the reply (runs in the request thread)."""
@@ -144,14 +162,9 @@ def _fetch(method: str, url: str, body: bytes | None, headers: dict | None, time
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise _TooLarge(int(declared))
-        content = bytearray()
-        for piece in response.stream(_PIECE):  # (read() may return nothing mid-way while decoding)
-            content += piece
-            if len(content) > max_bytes:
-                raise _TooLarge(len(content))
+        content = _read_bounded(response, max_bytes)
         complete = True
-        return Reply(response.status, str(response.reason or ""), bytes(content),
-                     response.headers.get("Content-Type"))
+        return Reply(response.status, str(response.reason or ""), content, response.headers.get("Content-Type"))
     finally:
         if not complete:  # a connection with unread bytes on it is not reused
             response.close()

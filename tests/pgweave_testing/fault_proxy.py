@@ -2,7 +2,8 @@
 
 Modes: ``pass`` (forward), ``500``, ``429``, ``hang`` (answer 504 after ``hang_seconds``),
 ``malformed`` (invalid JSON), ``wrong_dims`` (forward, then cut every vector in half), ``gzip``
-(forward, the reply gzip-compressed when the client accepts it),
+(forward, the reply gzip-compressed when the client accepts it), ``gzip_bomb`` (1 MiB of gzip
+that inflates to 1 GiB of zeros),
 ``slow`` (forward after ``hang_seconds``), ``reject_key`` (401 echoing the key), ``gate``
 (hold every request until ``release()``, then forward). Every request is recorded in
 ``seen`` (method, path, headers, JSON body), so tests can check what was really sent. It is
@@ -11,11 +12,13 @@ also an HTTP forward proxy: a request naming a whole http:// URL goes to that UR
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import ssl
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -68,6 +71,8 @@ class FaultProxy:
                     return self._answer(429, b'{"error": "injected rate limit"}')
                 if mode == "malformed":
                     return self._answer(200, b'{"embeddings": [[0.1, 0.2,')
+                if mode == "gzip_bomb":
+                    return self._answer(200, proxy.gzip_bomb(), encoding="gzip")
                 if mode == "gate":
                     with proxy._lock:
                         proxy.held += 1
@@ -113,6 +118,14 @@ class FaultProxy:
             self.url = self.url.replace("http://", "https://")
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    @staticmethod
+    @functools.cache
+    def gzip_bomb() -> bytes:
+        """1 GiB of zeros, gzip-compressed (about 1 MiB)."""
+        squeeze = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        zeros = bytes(1 << 20)
+        return b"".join(squeeze.compress(zeros) for _ in range(1024)) + squeeze.flush()
 
     def _record(self, method: str, path: str, headers: dict, payload: bytes | None) -> str:
         """Count and keep one request; return the mode it is answered in."""
