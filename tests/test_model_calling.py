@@ -300,6 +300,13 @@ def test_openai_bad_dimensions_is_a_clear_error(db):
         _one(db, "SELECT ai.openai_embed('all-minilm', 'x', dimensions => 0)")
 
 
+def test_a_number_json_cannot_carry_is_refused_before_anything_is_sent(app_role, recorder):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="NaN") as refused:
+        _one(app_role, "SELECT ai.openai_chat_complete('tiny-lm', '[{\"role\": \"user\", \"content\": \"hi\"}]', "
+                       "temperature => 'NaN', base_url => %s)", (recorder.url + "/v1",))
+    assert "finite" in refused.value.diag.message_hint and recorder.requests == 0
+
+
 # --- secrets ----------------------------------------------------------------------------
 
 def test_api_key_is_sent_but_never_echoed(app_role, recorder):
