@@ -786,3 +786,28 @@ def test_a_cached_query_is_answered_while_the_model_server_is_down(db, app_role,
         conn.rollback()
         with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection, match="cannot reach"):
             conn.execute("SELECT ai.vectorizer_embed('behind', 'Another question never asked')")
+
+
+def test_a_where_clause_names_the_callers_functions_with_their_schema(background_db):
+    """Search functions run with search_path pinned (pg_catalog, pg_temp), like every ai
+    function: a where_clause calls the caller's own function by its schema, and the caller's
+    search_path cannot redirect a name inside a search. As the table owner (not a superuser),
+    in a database that is not pg_cron's, with its own schema first on its search_path."""
+    owner = psycopg.conninfo.make_conninfo(role_dsn(background_db, APP_OWNER), options="-c search_path=app")
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes_sp (id int PRIMARY KEY, title text NOT NULL, body text NOT NULL)")
+        conn.execute("INSERT INTO notes_sp VALUES (1, 'Cats', 'Cats purr when they are content.'), "
+                     "(2, 'Dogs', 'Dogs enjoy long walks and playing fetch.')")
+        conn.execute("CREATE FUNCTION is_dog(title text) RETURNS boolean LANGUAGE sql AS $$ SELECT title = 'Dogs' $$")
+        conn.execute("""SELECT ai.create_vectorizer('notes_sp'::regclass, loading => ai.loading_column('body'),
+            embedding => ai.embedding_ollama('all-minilm', 384), chunking => ai.chunking_none(),
+            scheduling => ai.scheduling_none())""")
+    execute_vectorizer(owner, "notes_sp_embedding")
+    searches = ("ai.semantic_search(NULL::notes_sp_embedding, 'a purring pet', where_clause => %s)",
+                "ai.hybrid_search(NULL::notes_sp_embedding, 'a purring pet', where_clause => %s)",
+                "ai.text_search(NULL::notes_sp_embedding, 'walks', where_clause => %s)")
+    with psycopg.connect(owner, autocommit=True) as conn:
+        for search in searches:
+            assert [r[0] for r in conn.execute(f"SELECT (hit).id FROM {search}", ("app.is_dog(title)",))] == [2]
+            with pytest.raises(psycopg.errors.UndefinedFunction, match="is_dog"):
+                conn.execute(f"SELECT (hit).id FROM {search}", ("is_dog(title)",))
