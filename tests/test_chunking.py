@@ -9,6 +9,7 @@ import pytest
 from langchain_text_splitters import CharacterTextSplitter as LCCharacter
 from langchain_text_splitters import RecursiveCharacterTextSplitter as LCRecursive
 
+from pgweave.corpus import postgres_docs
 from pgweave_testing.helpers import REPO
 
 _spec = importlib.util.spec_from_file_location("chunking", REPO / "plpython/pgweave_db/chunking.py")
@@ -49,6 +50,17 @@ def test_character_splitter_matches_langchain(size, overlap):
     for seed in range(40):
         text = _document(seed)
         assert ours.split_text(text) == theirs.split_text(text), f"seed {seed}"
+
+
+@pytest.mark.parametrize("size,overlap", [(800, 100), (300, 60)])
+def test_recursive_splitter_matches_langchain_on_the_postgresql_manual(size, overlap):
+    # Real pages: code blocks, tables, long lines without a separator, runs of blank lines.
+    pages = postgres_docs(prefix="sql-")
+    assert len(pages) > 100
+    ours = chunking.RecursiveCharacterTextSplitter(size, overlap)
+    theirs = LCRecursive(chunk_size=size, chunk_overlap=overlap, separators=chunking.DEFAULT_SEPARATORS)
+    for page in pages:
+        assert ours.split_text(page.body) == theirs.split_text(page.body), page.slug
 
 
 def test_regex_separators_match_langchain():

@@ -74,26 +74,22 @@ class _Splitter:
         return text or None
 
     def _merge(self, splits: Sequence[str], separator: str) -> list[str]:
-        sep_len = self.length(separator)
+        # The chunk being built is splits[start:i], of length ``total`` with its separators.
+        sep_len, size, overlap = self.length(separator), self.chunk_size, self.chunk_overlap
+        lengths = list(map(self.length, splits))
         chunks: list[str] = []
-        current: list[str] = []
-        total = 0
-        for piece in splits:
-            piece_len = self.length(piece)
-            if total + piece_len + (sep_len if current else 0) > self.chunk_size:
-                if current:
-                    chunk = self._join(current, separator)
-                    if chunk is not None:
-                        chunks.append(chunk)
-                    # Drop pieces from the front until the rest fits as the overlap.
-                    while total > self.chunk_overlap or (
-                        total + piece_len + (sep_len if current else 0) > self.chunk_size and total > 0
-                    ):
-                        total -= self.length(current[0]) + (sep_len if len(current) > 1 else 0)
-                        current = current[1:]
-            current.append(piece)
-            total += piece_len + (sep_len if len(current) > 1 else 0)
-        chunk = self._join(current, separator)
+        start = total = 0
+        for i, piece_len in enumerate(lengths):
+            if total + piece_len + (sep_len if i > start else 0) > size and i > start:
+                chunk = self._join(splits[start:i], separator)
+                if chunk is not None:
+                    chunks.append(chunk)
+                # Drop pieces from the front until the rest fits as the overlap.
+                while total > overlap or (total + piece_len + (sep_len if i > start else 0) > size and total > 0):
+                    total -= lengths[start] + (sep_len if i - start > 1 else 0)
+                    start += 1
+            total += piece_len + (sep_len if i > start else 0)
+        chunk = self._join(splits[start:], separator)
         if chunk is not None:
             chunks.append(chunk)
         return chunks
@@ -136,15 +132,16 @@ class RecursiveCharacterTextSplitter(_Splitter):
             if candidate == "":
                 separator = candidate
                 break
-            if re.search(self._pattern(candidate), text):
+            if (re.search(candidate, text) if self.is_separator_regex else candidate in text):
                 separator, rest = candidate, separators[i + 1:]
                 break
         splits = _split_with_regex(text, self._pattern(separator), self.keep_separator)
         join_with = "" if self.keep_separator else separator
+        size = self.chunk_size
         chunks: list[str] = []
         good: list[str] = []
         for piece in splits:
-            if self.length(piece) < self.chunk_size:
+            if self.length(piece) < size:
                 good.append(piece)
                 continue
             if good:

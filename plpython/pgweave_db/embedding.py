@@ -86,12 +86,14 @@ def embed_texts(emb: dict, texts: list[str], batch_size: int, vectorizer_name: s
     size = max(1, int(batch_size))
     literals: list[str] = []
     waiting: collections.deque = collections.deque()
-    calls, in_flight = 0, settings.requests_in_flight()
-    for start in range(0, len(texts), size):
-        waiting.append(_request_later(emb, texts[start:start + size], vectorizer_name, verify=False))
-        calls += 1
-        if len(waiting) >= in_flight:
+    calls = 0
+    with settings.read_once():  # the requests of a batch go with the same settings
+        in_flight = settings.requests_in_flight()
+        for start in range(0, len(texts), size):
+            waiting.append(_request_later(emb, texts[start:start + size], vectorizer_name, verify=False))
+            calls += 1
+            if len(waiting) >= in_flight:
+                literals.extend(waiting.popleft()())
+        while waiting:
             literals.extend(waiting.popleft()())
-    while waiting:
-        literals.extend(waiting.popleft()())
     return literals, calls

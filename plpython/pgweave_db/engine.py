@@ -97,7 +97,7 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
         except ValueError as exc:
             fail(f"vectorizer {vz.name!r}: {exc}", sqlstate="22023",
                  hint="fix the chunking config (recreate the vectorizer)")
-        formatted = [formatting.format_chunk(vz.config.get("formatting"), piece, fields) for piece in pieces]
+        formatted = list(map(formatting.formatter(vz.config.get("formatting"), fields), pieces))
         wanted[key] = [(seq, piece, text, _md5(text)) for seq, (piece, text) in enumerate(zip(pieces, formatted))]
 
     # Reuse the embedding of any chunk whose formatted text is unchanged (any key, any seq);

@@ -9,6 +9,9 @@ setting: any role may SET ai.* or ALTER ROLE itself SET ai.*.
 from __future__ import annotations
 
 import ipaddress
+import time
+from contextlib import contextmanager
+from typing import Iterator
 from urllib.parse import urlsplit
 
 import plpy
@@ -29,15 +32,37 @@ DEFAULT_LIMITS = {"max_http_timeout": 600.0, "max_reply_bytes": 32 * 1024 * 1024
 
 
 _PLANS: dict[str, object] = {}
+_read: dict[tuple, list] | None = None  # inside ``read_once``: each statement's rows
 
 
 def _run(sql: str, types: tuple[str, ...] = (), args: tuple = ()) -> list:
     """Run one of this module's statements, prepared once per session (every model call runs
     several: they were a tenth of a backfill's time when planned afresh each time)."""
+    key = (sql, *args)
+    if _read is not None and key in _read:
+        return _read[key]
     plan = _PLANS.get(sql)
     if plan is None:
         plan = _PLANS[sql] = plpy.prepare(sql, list(types))
-    return plpy.execute(plan, list(args))
+    rows = plpy.execute(plan, list(args))
+    if _read is not None:
+        _read[key] = rows
+    return rows
+
+
+@contextmanager
+def read_once() -> Iterator[None]:
+    """Within this block every setting, bound and allowed host is read once: the requests of
+    one batch all go with the same ones (about six statements a request before, ~3 % of a
+    backfill with a fast model server). Only for a block inside one statement that sets
+    nothing itself."""
+    global _read
+    outer = _read
+    _read = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _read = outer
 
 
 def guc(name: str) -> str | None:
@@ -82,10 +107,10 @@ def requests_in_flight() -> int:
 def statement_seconds_left() -> float | None:
     """Seconds until statement_timeout cancels this statement; None without a timeout."""
     row = _run("SELECT pg_catalog.current_setting('statement_timeout') AS timeout, "
-               "extract(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "
-               "pg_catalog.statement_timestamp())::pg_catalog.float8 AS elapsed")[0]
+               "extract(epoch FROM pg_catalog.statement_timestamp())::pg_catalog.float8 AS started")[0]
     timeout = _duration_seconds(row["timeout"])
-    return None if not timeout else max(0.0, timeout - row["elapsed"])
+    # PostgreSQL's clock_timestamp() and time.time() read the same clock.
+    return None if not timeout else max(0.0, timeout - (time.time() - row["started"]))
 
 
 _TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
