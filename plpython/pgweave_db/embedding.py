@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import re
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -79,21 +80,36 @@ def _base_url_hint(emb: dict, vectorizer_name: str) -> Iterator[None]:
         raise
 
 
-def embed_texts(emb: dict, texts: list[str], batch_size: int, vectorizer_name: str) -> tuple[list, int]:
-    """Embed texts in requests of batch_size, settings.requests_in_flight() at a time; return
-    the pgvector literals (in order) and the request count. For the engine: the numbers are
-    checked by the store's insert (store.replace)."""
-    size = max(1, int(batch_size))
-    literals: list[str] = []
-    waiting: collections.deque = collections.deque()
-    calls = 0
-    with settings.read_once():  # the requests of a batch go with the same settings
-        in_flight = settings.requests_in_flight()
-        for start in range(0, len(texts), size):
-            waiting.append(_request_later(emb, texts[start:start + size], vectorizer_name, verify=False))
-            calls += 1
-            if len(waiting) >= in_flight:
-                literals.extend(waiting.popleft()())
-        while waiting:
-            literals.extend(waiting.popleft()())
-    return literals, calls
+class Requests:
+    """Texts embedded in requests of batch_size, sent as soon as a request's worth has come
+    (``add``), settings.requests_in_flight() at a time: the server works while the engine
+    chunks the rest. ``finish`` sends the last one and returns every text's pgvector literal,
+    in order. For the engine: the numbers are checked by the store's insert (store.replace)."""
+
+    def __init__(self, emb: dict, batch_size: int, vectorizer_name: str):
+        self.emb, self.size, self.name = emb, max(1, int(batch_size)), vectorizer_name
+        self.in_flight = settings.requests_in_flight()
+        self.texts: list[str] = []  # not sent yet
+        self.waiting: collections.deque = collections.deque()
+        self.literals: list[str] = []
+        self.calls = 0
+
+    def add(self, text: str) -> None:
+        self.texts.append(text)
+        if len(self.texts) >= self.size:
+            self._send()
+
+    def _send(self) -> None:
+        if len(self.waiting) >= self.in_flight:
+            self.literals.extend(self.waiting.popleft()())
+        self.waiting.append(_request_later(self.emb, self.texts, self.name, verify=False))
+        self.texts = []
+        self.calls += 1
+        time.sleep(0)  # the request thread writes it now, not when the engine next waits
+
+    def finish(self) -> list[str]:
+        if self.texts:
+            self._send()
+        while self.waiting:
+            self.literals.extend(self.waiting.popleft()())
+        return self.literals

@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass
 
 import plpy
 
-from . import catalog, chunking, formatting, loading, queue, secrets, statements, store
+from . import catalog, chunking, formatting, loading, queue, secrets, settings, statements, store
 from .catalog import Vectorizer
-from .embedding import embed_texts, message
+from .embedding import Requests, message
 from .errors import fail, hint_of
 
 # Failures of the request itself (bad input, a row's unusable document) are isolated per item;
@@ -82,40 +82,25 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
     keys_json = "[" + ",".join(keys) + "]"
     sources = {r["key"]: r for r in plpy.execute(st.read_source, [keys_json])}
     stored = store.read(st, keys_json)
-
-    result = BatchResult(items=len(ids))
-    wanted: dict[str, list[tuple[int, str, str, str]]] = {}  # key -> [(seq, chunk, formatted, md5)]
-    for key in keys:
-        row = sources.get(key)
-        if row is None:
-            wanted[key] = []  # the row is gone: so are its chunks
-            continue
-        fields = json.loads(row["fields"]) if row["fields"] else {}
-        try:  # a document becomes parts (pages, sections), each chunked and cited on its own
-            pieces = [loading.cite(where, piece) for where, text in loading.document(vz, row["content"])
-                      for piece in chunking.chunk(vz.config["chunking"], text)]
-        except ValueError as exc:
-            fail(f"vectorizer {vz.name!r}: {exc}", sqlstate="22023",
-                 hint="fix the chunking config (recreate the vectorizer)")
-        formatted = list(map(formatting.formatter(vz.config.get("formatting"), fields), pieces))
-        wanted[key] = [(seq, piece, text, _md5(text)) for seq, (piece, text) in enumerate(zip(pieces, formatted))]
-
     # Reuse the embedding of any chunk whose formatted text is unchanged (any key, any seq);
     # a new generation also looks in the live store when the model is the same (38_alter.sql).
     known = store.reusable(st, keys_json)
     known.update((r["embedded_md5"], r["embedding"]) for rows in stored.values() for r in rows)
-    to_embed: dict[str, str] = {}
-    for chunks in wanted.values():
-        for _, _, text, digest in chunks:
-            if digest not in known:
-                to_embed.setdefault(digest, text)
-    if to_embed:
-        digests = list(to_embed)
-        literals, calls = embed_texts(vz.config["embedding"], [to_embed[d] for d in digests],
-                                      vz.processing.get("embedding_batch_size", 64), vz.name)
-        known.update(zip(digests, literals))
-        result.chunks_embedded = len(digests)
-        result.model_calls = calls
+
+    result = BatchResult(items=len(ids))
+    wanted: dict[str, list[tuple[int, str, str, str]]] = {}  # key -> [(seq, chunk, formatted, md5)]
+    to_embed: dict[str, str] = {}  # md5 -> formatted text, in the order sent
+    with settings.read_once():  # the requests of a batch go with the same settings
+        requests = Requests(vz.config["embedding"], vz.processing.get("embedding_batch_size", 64), vz.name)
+        for key in keys:
+            wanted[key] = _chunks(vz, sources.get(key))
+            for _, _, text, digest in wanted[key]:
+                if digest not in known and digest not in to_embed:
+                    to_embed[digest] = text
+                    requests.add(text)
+        if to_embed:
+            known.update(zip(to_embed, requests.finish()))
+            result.chunks_embedded, result.model_calls = len(to_embed), requests.calls
 
     changed_keys: list[str] = []  # the keys whose stored chunks are replaced
     rows: tuple[list, ...] = ([], [], [], [], [])  # key, seq, chunk, embedding, md5: unnest's arrays
@@ -133,6 +118,21 @@ def process(vz: Vectorizer, st: statements.Statements, ids: list[int], keys: lis
     store.replace(st, changed_keys, rows)
     queue.done(st, ids)
     return result
+
+
+def _chunks(vz: Vectorizer, row: dict | None) -> list[tuple[int, str, str, str]]:
+    """A source row's chunks: (seq, chunk, formatted text, md5); none for a row that is gone."""
+    if row is None:
+        return []  # the row is gone: so are its chunks
+    fields = json.loads(row["fields"]) if row["fields"] else {}
+    try:  # a document becomes parts (pages, sections), each chunked and cited on its own
+        pieces = [loading.cite(where, piece) for where, text in loading.document(vz, row["content"])
+                  for piece in chunking.chunk(vz.config["chunking"], text)]
+    except ValueError as exc:
+        fail(f"vectorizer {vz.name!r}: {exc}", sqlstate="22023",
+             hint="fix the chunking config (recreate the vectorizer)")
+    formatted = map(formatting.formatter(vz.config.get("formatting"), fields), pieces)
+    return [(seq, piece, text, _md5(text)) for seq, (piece, text) in enumerate(zip(pieces, formatted))]
 
 
 def _md5(text: str) -> str:
