@@ -55,9 +55,9 @@ db-dsn:  ## print the project-local cluster's DSN
 serve: setup  ## run the local model server on :11434
 	$(BIN)/pgweave serve
 
-bench: setup  ## run the benchmarks in bench/ (about 34 minutes); tables also go to .pgweave/bench.md
+bench: setup  ## run the benchmarks in bench/ (about 35 minutes); tables also go to .pgweave/bench.md
 	@mkdir -p .pgweave && : > .pgweave/bench.md
-	@for b in bench/bench_search.py bench/bench_vectorizer.py bench/bench_freshness.py bench/bench_scale.py bench/bench_lifecycle.py bench/bench_overhead.py bench/bench_replicas.py bench/bench_runtime.py bench/bench_in_flight.py; do \
+	@for b in bench/bench_search.py bench/bench_vectorizer.py bench/bench_freshness.py bench/bench_scale.py bench/bench_lifecycle.py bench/bench_overhead.py bench/bench_engine_io.py bench/bench_replicas.py bench/bench_runtime.py bench/bench_in_flight.py; do \
 		echo "## $$b" | tee -a .pgweave/bench.md; \
 		$(BIN)/python $$b | tee -a .pgweave/bench.md; test $${PIPESTATUS[0]} -eq 0 || exit 1; done
 

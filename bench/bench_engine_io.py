@@ -1,0 +1,147 @@
+"""An EXPERIMENT for one backend: the engine's embedding requests sent and read by the backend's
+own thread, against the shipped request threads, on a SYNTHETIC embedding server.
+
+PL/Python holds Python's interpreter lock for as long as a statement runs, so a request thread
+can neither write its request nor read its reply while the engine inserts rows; each hand-over
+of the lock costs time too. This run patches, for one session, the engine's `Requests` (the
+embedding requests of a batch) with one that writes each request with `http.client` from the
+backend's own thread and reads the reply when the engine needs it (the same requests, the same
+number in flight, the same reply slicing): no threads at all. It is not a transport to ship (no
+proxies, TLS, retries or cancel while waiting); it measures what one would gain.
+
+Interleaved rounds of `CALL ai.execute_vectorizer` over the same queue (the whole manual by
+default), each checked: every chunk stored, and the stored vectors identical in both ways.
+
+    .venv/bin/python bench/bench_engine_io.py [--rows 0] [--rounds 5] [--in-flight 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_overhead import create_pgweave, reset, synthetic_server  # noqa: E402
+from common import say, table  # noqa: E402
+
+from pgweave.corpus import postgres_docs  # noqa: E402
+from pgweave.install import install  # noqa: E402
+from pgweave.localdb import LocalCluster  # noqa: E402
+
+# Run in the session before the CALL: the engine module's Requests, replaced for this backend.
+OWN_THREAD = r'''
+import collections, http.client, json, sys
+from urllib.parse import urlsplit
+engine, vectors = sys.modules["pgweave_db.engine"], sys.modules["pgweave_db.vectors"]
+kept = []
+
+class OwnThreadRequests:
+    def __init__(self, emb, batch_size, vectorizer_name):
+        url = urlsplit(emb["base_url"])
+        self.host, self.port, self.model = url.hostname, url.port, emb["model"]
+        self.size, self.in_flight = int(batch_size), IN_FLIGHT
+        self.texts, self.waiting, self.literals, self.calls = [], collections.deque(), [], 0
+
+    def add(self, text):
+        self.texts.append(text)
+        if len(self.texts) >= self.size:
+            self._send()
+
+    def _send(self):
+        if len(self.waiting) >= self.in_flight:
+            self._read()
+        conn = kept.pop() if kept else http.client.HTTPConnection(self.host, self.port, timeout=120)
+        body = json.dumps({"model": self.model, "input": self.texts, "truncate": True}).encode()
+        conn.request("POST", "/api/embed", body, {"Content-Type": "application/json"})
+        self.waiting.append((conn, len(self.texts)))
+        self.texts, self.calls = [], self.calls + 1
+
+    def _read(self):
+        conn, n = self.waiting.popleft()
+        reply = conn.getresponse()
+        data = reply.read()
+        if reply.status != 200:
+            plpy.error(f"the synthetic server answered {reply.status}")
+        kept.append(conn)
+        self.literals.extend(vectors.ollama_literals(data, n, False))
+
+    def finish(self):
+        if self.texts:
+            self._send()
+        while self.waiting:
+            self._read()
+        return self.literals
+
+engine.Requests = OwnThreadRequests
+'''
+
+WAYS = ("request threads (shipped)", "the backend's own thread (experiment)")
+
+
+def run(dsn: str, docs: list, url: str, way: str, in_flight: int) -> tuple[float, int, str]:
+    """One backfill; (seconds, chunks stored, md5 of the stored vectors in key order)."""
+    reset(dsn, docs, lambda conn: create_pgweave(conn, url))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT ai._python_ready()")  # the engine's modules are loaded
+        conn.execute(f"SET ai.embedding_requests_in_flight = {in_flight}")
+        if way == WAYS[1]:
+            conn.execute("DO $own$" + OWN_THREAD.replace("IN_FLIGHT", str(in_flight)) + "$own$ LANGUAGE plpython3u")
+        start = time.perf_counter()
+        conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
+        seconds = time.perf_counter() - start
+        chunks, digest = conn.execute(
+            "SELECT count(*), md5(string_agg(embedding::text, ',' ORDER BY id, chunk_seq)) "
+            "FROM docs_embedding_store").fetchone()
+    return seconds, chunks, digest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=0, help="documentation pages (0: the whole manual)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--in-flight", type=int, default=2, help="embedding requests in flight, both ways")
+    args = parser.parse_args()
+
+    docs = postgres_docs(limit=args.rows or None, prefix=None)
+    logs = Path(tempfile.mkdtemp(prefix="pgweave-engine-io-"))
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-bench-")))
+    cluster.start()
+    try:
+        with synthetic_server(logs / "synthetic.log") as (url, _):
+            with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+                conn.execute("CREATE DATABASE engine_io")
+            dsn = cluster.dsn("engine_io")
+            install(dsn)
+            rates: dict[str, list[float]] = {way: [] for way in WAYS}
+            digests, counts = set(), set()
+            for r in range(args.rounds):
+                for way in WAYS if r % 2 == 0 else WAYS[::-1]:  # alternate which goes first
+                    seconds, chunks, digest = run(dsn, docs, url, way, args.in_flight)
+                    rates[way].append(chunks / seconds)
+                    digests.add(digest)
+                    counts.add(chunks)
+                    say(f"round {r + 1}: {way}: {chunks} chunks in {seconds:.2f} s = {chunks / seconds:.0f}/s")
+            if len(digests) != 1 or len(counts) != 1:
+                raise SystemExit(f"the two ways stored different chunks: {counts} chunks, {len(digests)} digests")
+    finally:
+        cluster.stop()
+
+    pairs = [own / shipped for shipped, own in zip(*rates.values())]
+    table(f"One backend, `CALL ai.execute_vectorizer`, SYNTHETIC server: {len(docs)} pages, {counts.pop()} "
+          f"chunks, {args.in_flight} requests in flight, {args.rounds} interleaved rounds",
+          ["embedding requests", "chunks/s (median)", "chunks/s (each round)", "vs shipped (median of pairs)"],
+          [[way, f"{statistics.median(rates[way]):,.0f}", " / ".join(f"{x:,.0f}" for x in rates[way]),
+            "1.00×" if way == WAYS[0] else f"{statistics.median(pairs):.2f}×"] for way in WAYS],
+          f"The experiment was faster in {sum(p > 1 for p in pairs)} of {len(pairs)} rounds; the stored "
+          "vectors were identical both ways.")
+
+
+if __name__ == "__main__":
+    main()
