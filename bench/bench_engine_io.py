@@ -28,12 +28,10 @@ import psycopg
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_overhead import create_pgweave, reset, synthetic_server  # noqa: E402
+from bench_overhead import cluster_with_pgweave, create_pgweave, reset, synthetic_server  # noqa: E402
 from common import say, table  # noqa: E402
 
 from pgweave.corpus import postgres_docs  # noqa: E402
-from pgweave.install import install  # noqa: E402
-from pgweave.localdb import LocalCluster  # noqa: E402
 
 # Run in the session before the CALL: the engine module's Requests, replaced for this backend.
 OWN_THREAD = r'''
@@ -111,27 +109,18 @@ def main() -> None:
 
     docs = postgres_docs(limit=args.rows or None, prefix=None)
     logs = Path(tempfile.mkdtemp(prefix="pgweave-engine-io-"))
-    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-bench-")))
-    cluster.start()
-    try:
-        with synthetic_server(logs / "synthetic.log") as (url, _):
-            with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-                conn.execute("CREATE DATABASE engine_io")
-            dsn = cluster.dsn("engine_io")
-            install(dsn)
-            rates: dict[str, list[float]] = {way: [] for way in WAYS}
-            digests, counts = set(), set()
-            for r in range(args.rounds):
-                for way in WAYS if r % 2 == 0 else WAYS[::-1]:  # alternate which goes first
-                    seconds, chunks, digest = run(dsn, docs, url, way, args.in_flight)
-                    rates[way].append(chunks / seconds)
-                    digests.add(digest)
-                    counts.add(chunks)
-                    say(f"round {r + 1}: {way}: {chunks} chunks in {seconds:.2f} s = {chunks / seconds:.0f}/s")
-            if len(digests) != 1 or len(counts) != 1:
-                raise SystemExit(f"the two ways stored different chunks: {counts} chunks, {len(digests)} digests")
-    finally:
-        cluster.stop()
+    with cluster_with_pgweave("engine_io") as (_, dsn), synthetic_server(logs / "synthetic.log") as (url, _):
+        rates: dict[str, list[float]] = {way: [] for way in WAYS}
+        digests, counts = set(), set()
+        for r in range(args.rounds):
+            for way in WAYS if r % 2 == 0 else WAYS[::-1]:  # alternate which goes first
+                seconds, chunks, digest = run(dsn, docs, url, way, args.in_flight)
+                rates[way].append(chunks / seconds)
+                digests.add(digest)
+                counts.add(chunks)
+                say(f"round {r + 1}: {way}: {chunks} chunks in {seconds:.2f} s = {chunks / seconds:.0f}/s")
+        if len(digests) != 1 or len(counts) != 1:
+            raise SystemExit(f"the two ways stored different chunks: {counts} chunks, {len(digests)} digests")
 
     pairs = [own / shipped for shipped, own in zip(*rates.values())]
     table(f"One backend, `CALL ai.execute_vectorizer`, SYNTHETIC server: {len(docs)} pages, {counts.pop()} "

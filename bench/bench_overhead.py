@@ -75,6 +75,21 @@ def synthetic_server(log: Path, latency_ms: float = 0) -> Iterator[tuple[str, in
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def cluster_with_pgweave(database: str) -> Iterator[tuple[LocalCluster, str]]:
+    """A throwaway cluster (as bench/common.stack, without a model server) with pgweave
+    installed in a new database; yields (cluster, the database's DSN)."""
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-bench-")))
+    cluster.start()
+    try:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {database}")
+        install(cluster.dsn(database))
+        yield cluster, cluster.dsn(database)
+    finally:
+        cluster.destroy()
+
+
 def _proc_cpu(pid: int, children: bool = False) -> float:
     """CPU seconds of a process (and of its reaped children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -257,15 +272,9 @@ def main() -> None:
     n_chunks = len(texts)
     requests = [texts[i:i + REQUEST] for i in range(0, n_chunks, REQUEST)]
     logs = Path(tempfile.mkdtemp(prefix="pgweave-overhead-"))
-    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pgweave-bench-")))  # as bench/common.stack
-    cluster.start()
     pgai_note = ""
-    try:
+    with cluster_with_pgweave("overhead") as (cluster, dsn):
         with synthetic_server(logs / "synthetic.log") as (url, server_pid):
-            with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-                conn.execute("CREATE DATABASE overhead")
-            dsn = cluster.dsn("overhead")
-            install(dsn)
             pgai_dsn = None
             if not args.no_pgai:
                 pgai_dsn, pgai_note = setup_pgai(cluster, logs)
@@ -317,8 +326,6 @@ def main() -> None:
             print_tables(results, paths, raws, n_chunks, len(docs), args.rounds, pgai_note)
         if not args.only or "flight" in args.only:
             in_flight_table(dsn, docs[:args.latency_rows], args.latency_ms, args.rounds, logs)
-    finally:
-        cluster.destroy()
 
 
 def in_flight_table(dsn: str, docs: list, latency_ms: float, rounds: int, logs: Path) -> None:
