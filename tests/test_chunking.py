@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import random
 
@@ -52,10 +53,16 @@ def test_character_splitter_matches_langchain(size, overlap):
         assert ours.split_text(text) == theirs.split_text(text), f"seed {seed}"
 
 
+@functools.cache
+def _sql_reference() -> list:
+    """The manual's SQL reference pages (parsed once for both sizes)."""
+    return postgres_docs(prefix="sql-")
+
+
 @pytest.mark.parametrize("size,overlap", [(800, 100), (300, 60)])
 def test_recursive_splitter_matches_langchain_on_the_postgresql_manual(size, overlap):
     # Real pages: code blocks, tables, long lines without a separator, runs of blank lines.
-    pages = postgres_docs(prefix="sql-")
+    pages = _sql_reference()
     assert len(pages) > 100
     ours = chunking.RecursiveCharacterTextSplitter(size, overlap)
     theirs = LCRecursive(chunk_size=size, chunk_overlap=overlap, separators=chunking.DEFAULT_SEPARATORS)

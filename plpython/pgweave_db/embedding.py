@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import re
-import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -105,7 +104,6 @@ class Requests:
         self.waiting.append(_request_later(self.emb, self.texts, self.name, verify=False))
         self.texts = []
         self.calls += 1
-        time.sleep(0)  # the request thread writes it now, not when the engine next waits
 
     def finish(self) -> list[str]:
         if self.texts:
