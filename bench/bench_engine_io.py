@@ -41,7 +41,10 @@ engine, vectors = sys.modules["pgweave_db.engine"], sys.modules["pgweave_db.vect
 kept = []
 
 class OwnThreadRequests:
+    batches = 0  # the run checks that the engine used this class
+
     def __init__(self, emb, batch_size, vectorizer_name):
+        OwnThreadRequests.batches += 1
         url = urlsplit(emb["base_url"])
         self.host, self.port, self.model = url.hostname, url.port, emb["model"]
         self.size, self.in_flight = int(batch_size), IN_FLIGHT
@@ -94,6 +97,9 @@ def run(dsn: str, docs: list, url: str, way: str, in_flight: int) -> tuple[float
         start = time.perf_counter()
         conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
         seconds = time.perf_counter() - start
+        if way == WAYS[1]:  # the patched class did the engine's requests
+            conn.execute("DO $used$\nimport sys\nassert sys.modules['pgweave_db.engine'].Requests.batches > 0, "
+                         "'the engine did not use the patched Requests'\n$used$ LANGUAGE plpython3u")
         chunks, digest = conn.execute(
             "SELECT count(*), md5(string_agg(embedding::text, ',' ORDER BY id, chunk_seq)) "
             "FROM docs_embedding_store").fetchone()
