@@ -98,7 +98,7 @@ def run(dsn: str, docs: list, url: str, way: str, in_flight: int) -> tuple[float
         conn.execute("CALL ai.execute_vectorizer('docs_embedding')")
         seconds = time.perf_counter() - start
         if way == WAYS[1]:  # the patched class did the engine's requests
-            conn.execute("DO $used$\nimport sys\nassert sys.modules['pgweave_db.engine'].Requests.batches > 0, "
+            conn.execute("DO $used$\nimport sys\nassert getattr(sys.modules['pgweave_db.engine'].Requests, 'batches', 0) > 0, "
                          "'the engine did not use the patched Requests'\n$used$ LANGUAGE plpython3u")
         chunks, digest = conn.execute(
             "SELECT count(*), md5(string_agg(embedding::text, ',' ORDER BY id, chunk_seq)) "
