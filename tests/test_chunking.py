@@ -70,6 +70,17 @@ def test_recursive_splitter_matches_langchain_on_the_postgresql_manual(size, ove
         assert ours.split_text(page.body) == theirs.split_text(page.body), page.slug
 
 
+def test_the_overlap_counts_the_separators_as_langchain_does():
+    # A one-character separator between short words: every chunk boundary is an overlap
+    # boundary, where the separators' length decides which words are kept.
+    for size, overlap in [(20, 5), (31, 10), (47, 20), (64, 0), (100, 33)]:
+        ours = chunking.CharacterTextSplitter(size, overlap, " ")
+        theirs = LCCharacter(chunk_size=size, chunk_overlap=overlap, separator=" ")
+        for seed in range(20):
+            text = _document(seed).replace("\n", " ")
+            assert ours.split_text(text) == theirs.split_text(text), (size, overlap, seed)
+
+
 def test_regex_separators_match_langchain():
     ours = chunking.RecursiveCharacterTextSplitter(120, 20, [r"\n\s*\n", r"\.\s", " ", ""], True)
     theirs = LCRecursive(chunk_size=120, chunk_overlap=20, separators=[r"\n\s*\n", r"\.\s", " ", ""],
