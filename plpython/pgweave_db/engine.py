@@ -7,7 +7,8 @@ One batch, in this order (the order is what keeps the store exact under concurre
 2. read the *current* source rows of those keys (a later statement, so every change that
    queued a claimed item is visible); a key with no row means the row is gone;
 3. chunk and format; reuse the stored embedding of any chunk whose formatted text is
-   unchanged; embed the rest in batched requests;
+   unchanged; embed the rest in batched requests, each sent as soon as its texts are known
+   (the model server works while the engine chunks the next rows);
 4. replace the keys' chunks in the store, delete exactly the claimed items, commit.
 A change committed after step 1 queues a new item, which is not claimed here and is
 processed later: nothing is lost and the last version wins. A truncate of the source

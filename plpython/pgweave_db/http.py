@@ -5,12 +5,13 @@ keep-alive connections are reused by every call a backend makes. It speaks urlli
 (requests is built on it): requests' own work (merging the environment, netrc and hooks into
 each request) took 0.7 ms of a 64-text embedding request with a fast model server, more than
 the reply. Proxies (http_proxy, https_proxy, no_proxy) and trusted certificate authorities
-(SSL_CERT_FILE, SSL_CERT_DIR, REQUESTS_CA_BUNDLE) come from the server's environment.
+(SSL_CERT_FILE, SSL_CERT_DIR, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) come from the server's
+environment.
 
-A request runs in a short-lived thread while the backend waits for it in slices, running a
-trivial statement between slices: that is where PostgreSQL notices a cancel, a
-statement_timeout or pg_terminate_backend (PL/Python has no CHECK_FOR_INTERRUPTS of its
-own), so a model call stops when its statement is stopped. The thread blocks every signal,
+A request runs in a request thread (kept for the backend's next request) while the backend
+waits for it in slices, running a trivial statement between slices: that is where
+PostgreSQL notices a cancel, a statement_timeout or pg_terminate_backend (PL/Python has no
+CHECK_FOR_INTERRUPTS of its own), so a model call stops when its statement is stopped. The thread blocks every signal,
 so PostgreSQL's handlers always run in the backend's own thread.
 """
 
