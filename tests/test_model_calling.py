@@ -62,8 +62,9 @@ def test_host_argument_beats_the_setting(db, model_server_url):
 @pytest.fixture(scope="module")
 def server_environment(model_server_url) -> Iterator[dict]:
     """A cluster whose server environment holds what a DBA sets for the PostgreSQL service:
-    an HTTP proxy (http_proxy, with no_proxy=localhost) and a private certificate authority
-    (SSL_CERT_FILE), plus an HTTPS front for the model server with a certificate that CA is.
+    an HTTP proxy (http_proxy and https_proxy, with no_proxy=localhost) and a private
+    certificate authority (SSL_CERT_FILE), plus an HTTPS front for the model server with a
+    certificate that CA is.
     Database `app`, not pg_cron's; role `caller` with only ai usage. Yields the caller's DSN,
     the proxy and the HTTPS front."""
     certs = Path(tempfile.mkdtemp(prefix="pgweave-tls-"))
@@ -81,6 +82,7 @@ def server_environment(model_server_url) -> Iterator[dict]:
             for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
                 env.delenv(name, raising=False)
             env.setenv("http_proxy", proxy.url)
+            env.setenv("https_proxy", proxy.url)
             env.setenv("no_proxy", "localhost")
             env.setenv("SSL_CERT_FILE", str(certs / "cert.pem"))
             cluster.start()
@@ -120,6 +122,9 @@ def test_https_model_servers_are_checked_against_the_ca_the_servers_environment_
         through_tls = conn.execute(_EMBED_AT, (front.url,)).fetchone()[0]
         direct = conn.execute(_EMBED_AT, (f"http://localhost:{model_server_url.rsplit(':', 1)[1]}",)).fetchone()[0]
     assert np.array_equal(vec(through_tls), vec(direct)) and len(front.posts("/api/embed")) == 1
+    # https_proxy: the request went through the proxy's tunnel, TLS end to end inside it.
+    tunnels = [r["path"] for r in server_environment["proxy"].seen if r["method"] == "CONNECT"]
+    assert tunnels == [front.url.removeprefix("https://")]
     with psycopg.connect(app_role, autocommit=True) as conn:  # the suite's cluster trusts the system's CAs only
         with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection) as refused:
             conn.execute(_EMBED_AT, (front.url,))

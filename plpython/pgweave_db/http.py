@@ -1,39 +1,45 @@
 """Pooled HTTP connections per backend, with retries, bounds, and errors that say what to do.
 
 The module lives as long as the database session (it is cached in GD), so the
-keep-alive connections are reused by every call a backend makes. It speaks urllib3 directly
-(requests is built on it): requests' own work (merging the environment, netrc and hooks into
-each request) took 0.7 ms of a 64-text embedding request with a fast model server, more than
-the reply. Proxies (http_proxy, https_proxy, no_proxy) and trusted certificate authorities
-(SSL_CERT_FILE, SSL_CERT_DIR, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) come from the server's
-environment.
+keep-alive connections are reused by every call a backend makes. urllib3 keeps the
+connections (one pool per host, through the proxy the server's environment names:
+http_proxy, https_proxy, no_proxy) and makes them (TLS against the certificate authorities of
+SSL_CERT_FILE, SSL_CERT_DIR, REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE); http.client writes the
+requests and parses the replies.
 
-A request runs in a request thread (kept for the backend's next request) while the backend
-waits for it in slices, running a trivial statement between slices: that is where
-PostgreSQL notices a cancel, a statement_timeout or pg_terminate_backend (PL/Python has no
-CHECK_FOR_INTERRUPTS of its own), so a model call stops when its statement is stopped. The thread blocks every signal,
-so PostgreSQL's handlers always run in the backend's own thread.
+The backend's own thread writes each request and reads its reply. PL/Python holds Python's
+interpreter lock while a statement runs, so a request thread could neither write nor read
+while the engine inserted rows, and handing the lock over cost time too (bench/README.md).
+Every read of the socket first waits until it is readable, in slices; between slices the
+backend runs a trivial statement, where PostgreSQL notices a cancel, a statement_timeout or
+pg_terminate_backend (PL/Python has no CHECK_FOR_INTERRUPTS of its own), so a model call
+stops when its statement is stopped. Only a new connection (DNS, TCP, TLS, a proxy's tunnel)
+is made in a request thread, which the backend waits for the same way; that thread blocks
+every signal, so PostgreSQL's handlers always run in the backend's own thread.
 """
 
 from __future__ import annotations
 
+import http.client
+import io
 import json as jsonlib
 import math
 import os
 import queue
+import select
 import signal
+import ssl
 import threading
 import time
 import zlib
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import plpy
 import urllib3
-from urllib3.exceptions import DecodeError, HTTPError, MaxRetryError, NewConnectionError, SSLError
-from urllib3.exceptions import TimeoutError as TransportTimeout
+from urllib3.exceptions import ConnectTimeoutError, DecodeError, HTTPError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from . import settings
@@ -43,32 +49,20 @@ from .vectors import to_pgvector
 
 _pools: dict[str | None, urllib3.PoolManager] = {}  # by proxy (None: direct)
 _proxies: dict[str, str | None] = {}                 # by scheme://host:port
-_retries: dict[int, Retry] = {}
 _HEADERS = {"User-Agent": "pgweave", "Accept": "*/*", "Accept-Encoding": "gzip"}
-_PIECE = 1 << 20  # a reply is read in pieces of this size, counted against max_bytes
+_PIECE = 1 << 20  # a reply is read in pieces of at most this size, counted against max_bytes
 
 # Retried: connection errors, 429 and 5xx. Never retried: other 4xx (the request is wrong).
 _RETRY_STATUS = (429, 500, 502, 503, 504)
+_RETRY_AFTER_STATUS = (429, 503)  # whose Retry-After header is obeyed, as urllib3 does
 _SLICE_SECONDS = 0.05  # how often a waiting backend looks for a cancel
-_BACKOFF = 0.25        # urllib3 waits _BACKOFF * 2^(n-1) s before the n-th retry, at most 120 s
+_BACKOFF = 0.25        # as urllib3: no wait before the first retry, _BACKOFF * 2^(n-1) s before the n-th
 _TIMEOUT_HINT = ("raise the setting ai.http_timeout (seconds; at most the max_http_timeout a "
                  "superuser sets in ai._model_call_limit), or check the server's load")
 _TLS_HINT = ("the database server trusts the certificate authorities of its system's store: give "
              "the model server a certificate one of them signed, or point SSL_CERT_FILE in the "
              "PostgreSQL service's environment at a file holding the model server's CA")
 _ping_plan = None
-
-
-def _retry(retries: int) -> Retry:
-    """urllib3's retry policy for this count (a Retry is never changed, only copied)."""
-    if retries not in _retries:
-        _retries[retries] = Retry(
-            total=retries, connect=retries, read=0, status=retries,
-            backoff_factor=_BACKOFF, status_forcelist=_RETRY_STATUS,
-            allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False,
-            respect_retry_after_header=True, redirect=0,
-        )
-    return _retries[retries]
 
 
 def _proxy(url: str) -> str | None:
@@ -113,6 +107,7 @@ class Reply:
     reason: str
     content: bytes
     content_type: str | None = None
+    retry_after: str | None = None
 
     @property
     def text(self) -> str:
@@ -124,6 +119,37 @@ class _TooLarge(Exception):
     """The reply is longer than max_reply_bytes."""
 
 
+class _GaveUp(Exception):
+    """The whole request (retries, Retry-After waits, a reply dripping in) outlasted its deadline."""
+
+
+class _Failed(Exception):
+    """No usable reply. ``kind``: "timeout" (nothing came for the socket timeout), "tls" (the
+    certificate check failed), "unreachable" (no connection, after the retries) or "broken"
+    (the connection or the reply broke off); ``cause``: what was raised."""
+
+    def __init__(self, kind: str, cause: BaseException):
+        super().__init__(kind, cause)
+        self.kind, self.cause = kind, cause
+
+
+# What a broken exchange raises: the socket's errors (timeouts, resets; ssl's are OSError
+# too), http.client's (a reply that is not HTTP, cut short), urllib3's (no connection, a gzip
+# body that does not inflate).
+_TRANSPORT_ERRORS = (OSError, http.client.HTTPException, HTTPError)
+
+
+def _failure(exc: BaseException, connecting: bool) -> _Failed:
+    """The kind of a transport error (``connecting``: raised while making the connection)."""
+    if isinstance(exc, (ssl.SSLError, urllib3.exceptions.SSLError)):
+        return _Failed("tls", exc)
+    # (urllib3 1.26's NewConnectionError, a refused connection, is a kind of connect timeout.)
+    if isinstance(exc, TimeoutError) or (isinstance(exc, ConnectTimeoutError)
+                                         and not isinstance(exc, NewConnectionError)):
+        return _Failed("timeout", exc)
+    return _Failed("unreachable" if connecting else "broken", exc)
+
+
 def _url_auth(url: str) -> dict[str, str]:
     """Basic auth for credentials written into the URL (http://user:password@host), as
     requests sent them; urllib3 leaves them out."""
@@ -131,45 +157,6 @@ def _url_auth(url: str) -> dict[str, str]:
     if parts.username is None:
         return {}
     return urllib3.make_headers(basic_auth=f"{unquote(parts.username)}:{unquote(parts.password or '')}")
-
-
-def _read_bounded(response: urllib3.HTTPResponse, max_bytes: int) -> bytes:
-    """A reply's body, at most max_bytes (else _TooLarge). A gzip body is inflated piece by
-    piece and never past the bound: a megabyte of gzip can hold a gigabyte, which urllib3
-    would inflate whole before the bound is looked at."""
-    encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
-    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
-    content = bytearray()
-    try:
-        for piece in response.stream(_PIECE, decode_content=False):
-            content += inflate.decompress(piece, max_bytes + 1 - len(content)) if inflate else piece
-            if len(content) > max_bytes:
-                raise _TooLarge(len(content))
-    except zlib.error as exc:
-        raise DecodeError(f"a gzip body that does not inflate: {exc}") from None
-    return bytes(content)
-
-
-def _fetch(method: str, url: str, body: bytes | None, headers: dict | None, timeout: float,
-           max_bytes: int, retries: int) -> Reply:
-    """Send the request and read at most max_bytes of the reply (runs in the request thread)."""
-    manager = pool(url)
-    headers = {**manager.headers, **_url_auth(url), **(headers or {})}
-    response = manager.request(method, url, body=body, headers=headers,
-                               timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=_retry(retries),
-                               redirect=False, preload_content=False)
-    complete = False
-    try:
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise _TooLarge(int(declared))
-        content = _read_bounded(response, max_bytes)
-        complete = True
-        return Reply(response.status, str(response.reason or ""), content, response.headers.get("Content-Type"))
-    finally:
-        if not complete:  # a connection with unread bytes on it is not reused
-            response.close()
-        response.release_conn()
 
 
 def _check_for_interrupts() -> None:
@@ -180,22 +167,17 @@ def _check_for_interrupts() -> None:
     plpy.execute(_ping_plan)
 
 
-class _GaveUp(Exception):
-    """The whole request (retries, Retry-After waits, a reply dripping in) outlasted its deadline."""
-
-
 _ALL_SIGNALS = signal.valid_signals()  # a set built from enums: too slow to make per request
 
 
 class _Runner:
-    """A request thread that waits for the next request when done: starting a thread per
-    request was a tenth of a backfill's time with a fast model server. It never touches plpy
-    and takes no signal. A request given up on keeps its thread until it ends; the next
-    request gets another one."""
+    """A thread that makes new connections, then waits for the next one to make. It never
+    touches plpy and takes no signal. One given up on keeps its thread until it ends; the
+    next gets another one."""
 
     def __init__(self) -> None:
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name="pgweave-request", daemon=True).start()
+        threading.Thread(target=self._serve, name="pgweave-connect", daemon=True).start()
 
     def _serve(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
@@ -213,69 +195,263 @@ class _Runner:
 _idle: list[_Runner] = []
 
 
-def _start(work, *args) -> tuple[threading.Event, dict[str, Any]]:
-    """Hand work(*args) to an idle request thread; its outcome lands in the dict."""
+def _in_thread(until: float, work, *args) -> Any:
+    """Run work(*args) in a thread of its own while the backend waits for it in slices,
+    checking for interrupts between them; its value. Raises _GaveUp at ``until``
+    (time.monotonic())."""
     outcome: dict[str, Any] = {}
     done = threading.Event()
     runner = _idle.pop() if _idle else _Runner()
     runner.inbox.put((work, args, outcome, done))
-    return done, outcome
-
-
-def _wait(done: threading.Event, outcome: dict[str, Any], until: float) -> Any:
-    """Wait for a started work in slices, checking for interrupts between them; its value.
-
-    Raises _GaveUp at ``until`` (time.monotonic()): the socket timeout bounds each wait for a
-    byte, not a server that sends one byte at a time, or asks to be retried after a day.
-    """
     while not done.wait(_SLICE_SECONDS):
         _check_for_interrupts()
         if time.monotonic() > until:
             raise _GaveUp()
-    _check_for_interrupts()  # a timeout that fired as the request ended wins over its outcome
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
 
 
-def _in_thread(deadline_seconds: float, work, *args) -> Any:
-    """Run work(*args) in a request thread and wait for it (see _wait)."""
-    done, outcome = _start(work, *args)
-    return _wait(done, outcome, time.monotonic() + deadline_seconds)
+@dataclass
+class Sent:
+    """A request on its way (``send``); ``receive`` waits for its reply."""
+    method: str
+    url: str
+    body: bytes | None
+    headers: dict
+    socket_timeout: float   # how long any one wait for the server may last
+    max_bytes: int
+    retries: int
+    until: float            # time.monotonic() when the whole request is given up on
+    deadline: float         # the same, in seconds from the start
+    unreachable_hint: str
+    pool: Any = None        # urllib3's pool of connections to the host (or to the proxy)
+    target: str = ""        # what the request line asks for
+    conn: Any = None        # the connection the request went out on, until its reply is read
+    failures: int = 0       # attempts that failed and were made again
+    last_check: float = 0.0  # time.monotonic() when the backend last looked for a cancel
 
 
 def _deadline(socket_timeout: float, retries: int) -> float:
-    """How long a whole request may take: every attempt the timeout, plus urllib3's backoff."""
+    """How long a whole request may take: every attempt the timeout, plus the backoff."""
     return socket_timeout * (retries + 1) + sum(min(120.0, _BACKOFF * 2 ** n) for n in range(retries))
 
 
-TooLarge, GaveUp = _TooLarge, _GaveUp  # what download raises, besides urllib3's HTTPError
+def _backoff(failures: int) -> float:
+    """urllib3's wait before the next attempt after this many failed ones (Retry.get_backoff_time)."""
+    return 0.0 if failures <= 1 else min(120.0, _BACKOFF * 2 ** (failures - 1))
+
+
+def _route(sent: Sent) -> None:
+    """The pool a request goes through and its request line: a plain http:// request
+    through a proxy is sent to the proxy with the whole URL; any other goes to its host
+    (an https:// one through a proxy's tunnel)."""
+    manager = pool(sent.url)
+    sent.pool = manager.connection_from_url(sent.url)
+    parts = urlsplit(sent.url)
+    host = parts.netloc.rpartition("@")[2]
+    if parts.scheme == "http" and _proxy(sent.url):
+        sent.target = urlunsplit((parts.scheme, host, parts.path or "/", parts.query, ""))
+        sent.headers = {**sent.headers, "Host": host, **(manager.proxy_headers or {})}
+    else:
+        sent.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def _connect(conn_pool: Any, conn: Any) -> None:
+    """Open a connection (runs in a request thread): through the proxy's tunnel if it needs one."""
+    if getattr(conn_pool, "proxy", None) is not None and conn_pool.scheme == "https":
+        conn_pool._prepare_proxy(conn)  # CONNECT, then TLS with the host inside the tunnel
+    else:
+        conn.connect()
+
+
+def _write(sent: Sent) -> None:
+    """Write the request on a kept connection, made first when there is none. A connection
+    that cannot be made is tried again (retries, backoff) until the deadline; a kept one the
+    server closed meanwhile is replaced at once (the server never saw the request)."""
+    while True:
+        conn = sent.pool._get_conn()
+        kept = conn.sock is not None
+        conn.timeout = sent.socket_timeout  # for connecting, and set on the socket by request()
+        try:
+            if not kept:
+                _in_thread(sent.until, _connect, sent.pool, conn)
+        except _TRANSPORT_ERRORS as exc:
+            _discard(sent.pool, conn)
+            failed = _failure(exc, connecting=True)
+            if failed.kind == "tls" or sent.failures >= sent.retries:
+                raise failed from None
+            sent.failures += 1
+            _pause(sent, _backoff(sent.failures))
+            continue
+        except BaseException:
+            _discard(sent.pool, conn)
+            raise
+        try:
+            conn.request(sent.method, sent.target, body=sent.body, headers=sent.headers)
+        except _TRANSPORT_ERRORS as exc:
+            _discard(sent.pool, conn)
+            if kept and not isinstance(exc, TimeoutError):
+                continue
+            raise _failure(exc, connecting=False) from None
+        except BaseException:
+            _discard(sent.pool, conn)
+            raise
+        sent.conn = conn
+        return
+
+
+def _discard(conn_pool: Any, conn: Any) -> None:
+    """Close a connection whose state is unknown and give its place back to the pool."""
+    conn.close()
+    conn_pool._put_conn(conn)
+
+
+def _pause(sent: Sent, seconds: float) -> None:
+    """Sleep before a retry, looking for a cancel every slice; _GaveUp at once when the
+    retry would come after the deadline."""
+    end = time.monotonic() + seconds
+    if end > sent.until:
+        raise _GaveUp()
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(_SLICE_SECONDS, left))
+        _check_for_interrupts()
+
+
+def _wait_readable(sent: Sent, sock: Any) -> None:
+    """Wait until a read of the socket will not block: in slices, looking for a cancel
+    between them (and at least every slice while bytes keep coming), raising _GaveUp at the
+    deadline and TimeoutError after socket_timeout without a byte."""
+    now = time.monotonic()
+    if now > sent.until:
+        raise _GaveUp()
+    if now - sent.last_check > _SLICE_SECONDS:
+        _check_for_interrupts()
+        sent.last_check = now
+    pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted
+    if pending is not None and pending():
+        return
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    quiet_since = now
+    while not poller.poll(_SLICE_SECONDS * 1000):
+        _check_for_interrupts()
+        now = sent.last_check = time.monotonic()
+        if now > sent.until:
+            raise _GaveUp()
+        if now - quiet_since > sent.socket_timeout:
+            raise TimeoutError(f"no byte for {sent.socket_timeout:g} s")
+
+
+class _WaitingReader(io.RawIOBase):
+    """A socket's reads, each after _wait_readable: what http.client reads a reply from."""
+
+    def __init__(self, sock: Any, sent: Sent):
+        super().__init__()
+        self.sock, self.sent = sock, sent
+        self.raw = sock.makefile("rb", buffering=0)  # holds the socket open until closed
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        _wait_readable(self.sent, self.sock)
+        return self.raw.readinto(buffer)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Waiting:
+    """The socket as http.client.HTTPResponse sees it: only makefile is asked for."""
+
+    def __init__(self, sock: Any, sent: Sent):
+        self.sock, self.sent = sock, sent
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_WaitingReader(self.sock, self.sent))
+
+
+def _read_reply(sent: Sent) -> Reply:
+    """Read the reply to the request on sent.conn, at most max_bytes of it; the connection
+    goes back to the pool once the reply is read whole, else it is closed. A gzip body is
+    inflated piece by piece and never past the bound: a megabyte of gzip can hold a gigabyte."""
+    conn, sent.conn = sent.conn, None
+    conn.response_class = lambda sock, *args, **kwargs: http.client.HTTPResponse(
+        _Waiting(sock, sent), *args, **kwargs)
+    try:
+        # http.client's own getresponse: urllib3 2's would wrap the reply in its own class.
+        response = http.client.HTTPConnection.getresponse(conn)
+        declared = response.getheader("Content-Length")
+        if declared and declared.isdigit() and int(declared) > sent.max_bytes:
+            raise _TooLarge(int(declared))
+        encoding = (response.getheader("Content-Encoding") or "").strip().lower()
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+        content = bytearray()
+        while piece := response.read1(_PIECE):
+            try:
+                content += inflate.decompress(piece, sent.max_bytes + 1 - len(content)) if inflate else piece
+            except zlib.error as exc:
+                raise DecodeError(f"a gzip body that does not inflate: {exc}") from None
+            if len(content) > sent.max_bytes:
+                raise _TooLarge(len(content))
+        response.close()  # read whole: the connection may take the next request
+    except BaseException:
+        _discard(sent.pool, conn)
+        raise
+    sent.pool._put_conn(conn)
+    return Reply(response.status, str(response.reason or ""), bytes(content),
+                 response.getheader("Content-Type"), response.getheader("Retry-After"))
+
+
+def _exchange(sent: Sent) -> Reply:
+    """The reply to a written request; 429 and 5xx are asked again (retries, backoff, or
+    the Retry-After the server names) while attempts are left."""
+    while True:
+        try:
+            reply = _read_reply(sent)
+        except _TRANSPORT_ERRORS as exc:
+            raise _failure(exc, connecting=False) from None
+        if reply.status_code not in _RETRY_STATUS or sent.failures >= sent.retries:
+            _check_for_interrupts()  # a timeout that fired as the reply came wins over it
+            return reply
+        sent.failures += 1
+        wait = _backoff(sent.failures)
+        if reply.retry_after and reply.status_code in _RETRY_AFTER_STATUS:
+            try:
+                wait = Retry(0).parse_retry_after(reply.retry_after)
+            except HTTPError:  # not seconds, not a date: the backoff, as without one
+                pass
+        _pause(sent, wait)
+        _write(sent)
+
+
+def _start(method: str, url: str, body: bytes | None, headers: dict | None, socket_timeout: float,
+           max_bytes: int, retries: int, unreachable_hint: str) -> Sent:
+    """Write a request now; receive or download read its reply."""
+    deadline = _deadline(socket_timeout, retries)
+    sent = Sent(method, url, body, {**_HEADERS, **_url_auth(url), **(headers or {})}, socket_timeout,
+                max_bytes, retries, time.monotonic() + deadline, deadline, unreachable_hint)
+    _route(sent)
+    _write(sent)
+    return sent
+
+
+TooLarge, GaveUp, Failed = _TooLarge, _GaveUp, _Failed  # what download raises
 check_for_interrupts = _check_for_interrupts  # for other waits of a backend (parsing a document)
 
 
 def download(url: str, *, timeout: float, max_bytes: int, retries: int) -> Reply:
     """GET a document (ai.loading_uri): no redirects, at most max_bytes, retried like a model
     call, stopped by a cancel. The caller checks the URL and says what a failure means."""
-    return _in_thread(_deadline(timeout, retries), _fetch, "GET", url, None, None, timeout, max_bytes, retries)
-
-
-@dataclass
-class Sent:
-    """A request on its way (``send``); ``receive`` waits for its reply."""
-    url: str
-    done: threading.Event
-    outcome: dict
-    until: float            # time.monotonic() when the whole request is given up on
-    deadline: float         # the same, in seconds from the start
-    socket_timeout: float
-    max_bytes: int
-    unreachable_hint: str
+    return _exchange(_start("GET", url, None, None, timeout, max_bytes, retries, ""))
 
 
 def send(method: str, url: str, *, json: Any = None, headers: dict | None = None,
          unreachable_hint: str, quick: bool = False) -> Sent:
-    """Start one request to an allowed host in a request thread, and return at once: a
-    caller may send the next one before it ``receive``s this one's reply.
+    """Write one request to an allowed host, and return without waiting for its reply: a
+    caller may send the next one before it ``receive``s this one's.
 
     ``quick``: a probe that must not hold anyone up (at most 5 s, no retries).
     """
@@ -288,10 +464,10 @@ def send(method: str, url: str, *, json: Any = None, headers: dict | None = None
     socket_timeout = timeout if left is None else min(timeout, left + 1.0)
     max_bytes = int(settings.limit("max_reply_bytes"))
     retries = 0 if quick else settings.retries()
-    deadline = _deadline(socket_timeout, retries)
-    done, outcome = _start(_fetch, method, url, body, headers, socket_timeout, max_bytes, retries)
-    return Sent(url, done, outcome, time.monotonic() + deadline, deadline, socket_timeout, max_bytes,
-                unreachable_hint)
+    try:
+        return _start(method, url, body, headers, socket_timeout, max_bytes, retries, unreachable_hint)
+    except (_GaveUp, _Failed) as exc:
+        _fail(exc, url, socket_timeout, _deadline(socket_timeout, retries), max_bytes, unreachable_hint)
 
 
 def _json_body(payload: Any, headers: dict | None) -> tuple[bytes | None, dict | None]:
@@ -308,41 +484,42 @@ def _json_body(payload: Any, headers: dict | None) -> tuple[bytes | None, dict |
 
 def receive(sent: Sent) -> Reply:
     """Wait for a sent request's reply; turn transport failures into errors with a hint."""
-    url = sent.url
     try:
-        return _wait(sent.done, sent.outcome, sent.until)
-    except _GaveUp:
-        fail(f"the model server at {origin(url)} did not finish answering within {sent.deadline:g} s",
+        return _exchange(sent)
+    except (_GaveUp, _TooLarge, _Failed) as exc:
+        _fail(exc, sent.url, sent.socket_timeout, sent.deadline, sent.max_bytes, sent.unreachable_hint)
+    raise AssertionError("unreachable")
+
+
+def _fail(exc: Exception, url: str, socket_timeout: float, deadline: float, max_bytes: int,
+          unreachable_hint: str) -> None:
+    """Raise the error, with its hint, for a request that got no usable reply."""
+    where = origin(url)
+    if isinstance(exc, _GaveUp):
+        fail(f"the model server at {where} did not finish answering within {deadline:g} s",
              hint=_TIMEOUT_HINT, sqlstate="57014")
-    except _TooLarge as exc:
-        fail(f"the model server at {origin(url)} sent a reply larger than {sent.max_bytes} bytes "
+    if isinstance(exc, _TooLarge):
+        fail(f"the model server at {where} sent a reply larger than {max_bytes} bytes "
              f"(at least {exc.args[0]})", sqlstate="54000",
              hint="ask for less (fewer inputs per call, a lower max_tokens), or have a superuser "
                   "raise max_reply_bytes: UPDATE ai._model_call_limit SET value = ... "
                   "WHERE name = 'max_reply_bytes'")
-    except HTTPError as exc:
-        # Retries used up: MaxRetryError says why (a timeout, or no connection); a timeout
-        # while the reply's body arrived comes as it is.
-        cause = exc.reason if isinstance(exc, MaxRetryError) else exc
-        # (urllib3 1.26's NewConnectionError, a refused connection, is a kind of timeout.)
-        if isinstance(cause, TransportTimeout) and not isinstance(cause, NewConnectionError):
-            fail(f"the model server at {origin(url)} did not answer within {sent.socket_timeout:g} s",
-                 hint=_TIMEOUT_HINT, sqlstate="57014")
-        if isinstance(cause, SSLError):
-            fail(f"the model server at {origin(url)} failed the TLS check: {_tls_reason(cause)}",
-                 hint=_TLS_HINT, sqlstate="08001")
-        if isinstance(exc, MaxRetryError):
-            fail(f"cannot reach the model server at {origin(url)}", hint=sent.unreachable_hint,
-                 sqlstate="08001")
-        fail(f"request to the model server at {origin(url)} failed: {type(exc).__name__}",
-             hint=sent.unreachable_hint, sqlstate="08000")
-    raise AssertionError("unreachable")
+    if exc.kind == "timeout":
+        fail(f"the model server at {where} did not answer within {socket_timeout:g} s",
+             hint=_TIMEOUT_HINT, sqlstate="57014")
+    if exc.kind == "tls":
+        fail(f"the model server at {where} failed the TLS check: {_tls_reason(exc.cause)}",
+             hint=_TLS_HINT, sqlstate="08001")
+    if exc.kind == "unreachable":
+        fail(f"cannot reach the model server at {where}", hint=unreachable_hint, sqlstate="08001")
+    fail(f"request to the model server at {where} failed: {type(exc.cause).__name__}",
+         hint=unreachable_hint, sqlstate="08000")
 
 
-def _tls_reason(error: SSLError) -> str:
+def _tls_reason(error: BaseException) -> str:
     """What the TLS check said (certificate verify failed, hostname mismatch), without the
-    exception classes urllib3 wraps it in."""
-    inner = error.args[0] if error.args else error
+    exception classes urllib3 may wrap it in."""
+    inner = error.args[0] if isinstance(error, urllib3.exceptions.SSLError) and error.args else error
     return str(getattr(inner, "verify_message", None) or getattr(inner, "reason", None) or inner)[:200]
 
 

@@ -17,7 +17,6 @@ import stat
 from urllib.parse import unquote, urlsplit
 
 import plpy
-from urllib3.exceptions import HTTPError
 
 from . import http, parsing, settings
 from .errors import fail
@@ -195,9 +194,8 @@ def _fetch_url(url: str, retries: int) -> tuple[bytes, str | None, str]:
         fail(f"cannot fetch document {shown!r}: it did not finish arriving in time", sqlstate="58030",
              hint="the item is retried with back-off; a superuser may raise fetch_timeout_seconds "
                   "in ai._document_limit")
-    except HTTPError as exc:
-        cause = getattr(exc, "reason", None) or exc  # retries used up: why
-        fail(f"cannot fetch document {shown!r}: {type(cause).__name__}", sqlstate="58030",
+    except http.Failed as exc:
+        fail(f"cannot fetch document {shown!r}: {type(exc.cause).__name__}", sqlstate="58030",
              hint=f"tried {retries + 1} times; the item is retried with back-off")
     if reply.status_code in (404, 410):
         fail(f"document {shown!r} does not exist (HTTP {reply.status_code})", sqlstate="58P01",

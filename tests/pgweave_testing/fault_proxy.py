@@ -7,7 +7,8 @@ that inflates to 1 GiB of zeros),
 ``slow`` (forward after ``hang_seconds``), ``reject_key`` (401 echoing the key), ``gate``
 (hold every request until ``release()``, then forward). Every request is recorded in
 ``seen`` (method, path, headers, JSON body), so tests can check what was really sent. It is
-also an HTTP forward proxy: a request naming a whole http:// URL goes to that URL.
+also an HTTP forward proxy: a request naming a whole http:// URL goes to that URL, and a
+CONNECT opens a tunnel to the host it names (recorded as a CONNECT with that host:port).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import select
+import socket
 import ssl
 import threading
 import time
@@ -104,6 +107,22 @@ class FaultProxy:
 
             def do_POST(self):
                 self._handle("POST")
+
+            def do_CONNECT(self):
+                """A tunnel to host:port, bytes both ways until either side closes."""
+                proxy._record("CONNECT", self.path, dict(self.headers), None)
+                host, _, port = self.path.rpartition(":")
+                with socket.create_connection((host, int(port)), timeout=30) as upstream:
+                    self.send_response(200, "Connection established")
+                    self.end_headers()
+                    ends = [self.connection, upstream]
+                    while True:
+                        for end in select.select(ends, [], [], 30)[0]:
+                            data = end.recv(65536)
+                            if not data:
+                                self.close_connection = True
+                                return
+                            (upstream if end is self.connection else self.connection).sendall(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -11,7 +11,10 @@ Bad inputs tried, and their outcomes now (before: the outcome in brackets):
 - a literal api_key in a failed call: not in the server log [on its STATEMENT line];
 - DROP ROLE of one grantee of a secret: the others keep using it [role "..." does not exist];
 - statement_timeout 1s, a server that answers after 20 s: canceled at the timeout [returned
-  after 20 s]; pg_cancel_backend / pg_terminate_backend: honoured at once [after the answer];
+  after 20 s]; pg_cancel_backend / pg_terminate_backend, before the reply or halfway through
+  its body: honoured at once [after the answer];
+- a 503 with Retry-After: 1, then the answer: asked again after that second; Retry-After:
+  3600: given up on at once, past the call's deadline;
 - SET ai.http_timeout = 36000: held to the superuser's max_http_timeout [waited for hours];
 - a reply dripping in a byte every 0.3 s: given up on after the call's deadline (attempts x
   timeout + backoff) [read for as long as it dripped];
@@ -72,6 +75,7 @@ class TinyServer:
         self.seen: list[dict] = []
         self.got_request = threading.Event()
         self.answered_late = threading.Event()  # a slow answer was sent after its full wait
+        self.midway = threading.Event()  # a stalled answer has sent its headers and half its body
         self.stop = threading.Event()  # ends every pending sleep at teardown
         server = self
 
@@ -136,6 +140,22 @@ def slow(seconds: float):
         if not server.stop.wait(seconds):
             server.answered_late.set()
         send(handler, json.dumps(EMBEDDING).encode())
+    return answer
+
+
+def stalled(seconds: float):
+    """An answer whose headers and first half come at once, the rest after ``seconds``."""
+    def answer(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
+        body = json.dumps(EMBEDDING).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body[:len(body) // 2])
+        handler.wfile.flush()
+        server.midway.set()
+        if not server.stop.wait(seconds):
+            server.answered_late.set()
+        handler.wfile.write(body[len(body) // 2:])
     return answer
 
 
@@ -261,12 +281,17 @@ def _call_in_thread(dsn: str, url: str) -> tuple[threading.Thread, dict]:
     return thread, outcome
 
 
-def test_cancel_and_terminate_stop_a_waiting_model_call(db, role):
-    with tiny_server(slow(30)) as server:
+@pytest.mark.parametrize("answer", [slow, stalled], ids=["before-the-reply", "halfway-through-the-body"])
+def test_cancel_and_terminate_stop_a_waiting_model_call(db, role, answer):
+    with tiny_server(answer(30)) as server:
         for stop in ("pg_cancel_backend", "pg_terminate_backend"):
             server.got_request.clear()
+            server.midway.clear()
             thread, outcome = _call_in_thread(role, server.url)
             assert server.got_request.wait(20)
+            if answer is stalled:
+                assert server.midway.wait(20)
+                time.sleep(0.3)  # the backend reads the headers and the first half meanwhile
             superuser(db, f"SELECT {stop}({outcome['pid']})")
             thread.join(25)  # the server would answer only after 30 s
             assert not thread.is_alive() and "value" not in outcome
@@ -310,6 +335,36 @@ def test_a_reply_dripping_in_byte_by_byte_is_given_up_on(role):
             with pytest.raises(psycopg.errors.QueryCanceled, match="did not finish answering within 1 s"):
                 conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
         assert not server.answered_late.is_set()
+
+
+def test_retry_after_is_obeyed_within_the_calls_deadline(role):
+    arrivals: list[float] = []
+
+    def busy_once(after: str):
+        def answer(server: TinyServer, handler: BaseHTTPRequestHandler) -> None:
+            arrivals.append(time.monotonic())
+            if len(arrivals) == 1:
+                handler.send_response(503)
+                handler.send_header("Retry-After", after)
+                handler.send_header("Content-Length", "2")
+                handler.end_headers()
+                handler.wfile.write(b"{}")
+            else:
+                send(handler, json.dumps(EMBEDDING).encode())
+        return answer
+
+    with psycopg.connect(role, autocommit=True) as conn:
+        conn.execute("SET ai.http_retries = 1; SET ai.http_timeout = '5'")
+        with tiny_server(busy_once("1")) as server:
+            got = conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x', host => %s))",
+                               (server.url,)).fetchone()[0]
+        assert got == 384 and len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 0.95
+        arrivals.clear()
+        with tiny_server(busy_once("3600")) as server:
+            start = time.monotonic()
+            with pytest.raises(psycopg.errors.QueryCanceled, match="did not finish answering within"):
+                conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
+        assert len(arrivals) == 1 and time.monotonic() - start < 5  # not an hour, nor the whole deadline
 
 
 @pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "streamed"])
