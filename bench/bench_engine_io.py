@@ -1,13 +1,14 @@
-"""An EXPERIMENT for one backend: the engine's embedding requests sent and read by the backend's
-own thread, against the shipped request threads, on a SYNTHETIC embedding server.
+"""What the shipped transport costs over the bare minimum, for one backend: the engine's
+embedding requests through `http.py`, against a bare `http.client` with none of its duties, on a
+SYNTHETIC embedding server.
 
-PL/Python holds Python's interpreter lock for as long as a statement runs, so a request thread
-can neither write its request nor read its reply while the engine inserts rows; each hand-over
-of the lock costs time too. This run patches, for one session, the engine's `Requests` (the
-embedding requests of a batch) with one that writes each request with `http.client` from the
-backend's own thread and reads the reply when the engine needs it (the same requests, the same
-number in flight, the same reply slicing): no threads at all. It is not a transport to ship (no
-proxies, TLS, retries or cancel while waiting); it measures what one would gain.
+Both write each request and read its reply from the backend's own thread (PL/Python holds
+Python's interpreter lock while a statement runs, so request threads waited for it: this bench
+measured the gain before `http.py` was built that way). The bare way patches, for one session,
+the engine's `Requests` (the embedding requests of a batch) with one that writes each request
+with `http.client` and reads the reply when the engine needs it (the same requests, the same
+number in flight, the same reply slicing): no pools across hosts, proxies, TLS, retries, size
+bounds or cancel while waiting. It is the floor, not a transport to ship.
 
 Interleaved rounds of `CALL ai.execute_vectorizer` over the same queue (the whole manual by
 default), each checked: every chunk stored, and the stored vectors identical in both ways.
@@ -83,7 +84,7 @@ class OwnThreadRequests:
 engine.Requests = OwnThreadRequests
 '''
 
-WAYS = ("request threads (shipped)", "the backend's own thread (experiment)")
+WAYS = ("http.py (shipped)", "bare http.client (the floor)")
 
 
 def run(dsn: str, docs: list, url: str, way: str, in_flight: int) -> tuple[float, int, str]:
@@ -134,7 +135,7 @@ def main() -> None:
           ["embedding requests", "chunks/s (median)", "chunks/s (each round)", "vs shipped (median of pairs)"],
           [[way, f"{statistics.median(rates[way]):,.0f}", " / ".join(f"{x:,.0f}" for x in rates[way]),
             "1.00×" if way == WAYS[0] else f"{statistics.median(pairs):.2f}×"] for way in WAYS],
-          f"The experiment was faster in {sum(p > 1 for p in pairs)} of {len(pairs)} rounds; the stored "
+          f"The bare way was faster in {sum(p > 1 for p in pairs)} of {len(pairs)} rounds; the stored "
           "vectors were identical both ways.")
 
 

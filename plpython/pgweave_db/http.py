@@ -300,8 +300,8 @@ def _write(sent: Sent) -> None:
             sent.failures += 1
             _pause(sent, _backoff(sent.failures))
             continue
-        except BaseException:
-            _discard(sent.pool, conn)
+        except BaseException:  # a cancel or the deadline, the connection maybe still being made:
+            sent.pool._put_conn(None)  # it is left to its thread, never used (its place is given back)
             raise
         try:
             corked = _CORK is not None and isinstance(conn.sock, socket.socket)

@@ -12,7 +12,8 @@ Bad inputs tried, and their outcomes now (before: the outcome in brackets):
 - DROP ROLE of one grantee of a secret: the others keep using it [role "..." does not exist];
 - statement_timeout 1s, a server that answers after 20 s: canceled at the timeout [returned
   after 20 s]; pg_cancel_backend / pg_terminate_backend, before the reply or halfway through
-  its body: honoured at once [after the answer];
+  its body, or while a connection is being made that never completes: honoured at once
+  [after the answer];
 - a 503 with Retry-After: 1, then the answer: asked again after that second; Retry-After:
   3600: given up on at once, past the call's deadline;
 - SET ai.http_timeout = 36000: held to the superuser's max_http_timeout [waited for hours];
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -335,6 +337,37 @@ def test_a_reply_dripping_in_byte_by_byte_is_given_up_on(role):
             with pytest.raises(psycopg.errors.QueryCanceled, match="did not finish answering within 1 s"):
                 conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)", (server.url,))
         assert not server.answered_late.is_set()
+
+
+@contextmanager
+def unanswered_port() -> Iterator[str]:
+    """The URL of a port where a connection is never made: its listener's accept queue is
+    full, so the kernel drops every further SYN (what a firewall that drops packets does)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname(), timeout=5)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        filler.close()
+        listener.close()
+
+
+def test_cancel_stops_a_connection_that_is_never_made(db, role):
+    with unanswered_port() as url:
+        thread, outcome = _call_in_thread(role, url)
+        with psycopg.connect(db, autocommit=True) as watch:
+            deadline = time.monotonic() + 20
+            while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND state = 'active'",
+                                    (outcome.get("pid"),)).fetchone()[0]:
+                assert time.monotonic() < deadline, "the call never started"
+                time.sleep(0.05)
+            time.sleep(0.5)  # the backend waits for the connection meanwhile
+            watch.execute("SELECT pg_cancel_backend(%s)", (outcome["pid"],))
+        thread.join(10)  # the connection would be given up on after ai.http_timeout
+        assert not thread.is_alive()
+        assert isinstance(outcome.get("error"), psycopg.errors.QueryCanceled), outcome
 
 
 def test_retry_after_is_obeyed_within_the_calls_deadline(role):
