@@ -14,8 +14,11 @@ Every read of the socket first waits until it is readable, in slices; between sl
 backend runs a trivial statement, where PostgreSQL notices a cancel, a statement_timeout or
 pg_terminate_backend (PL/Python has no CHECK_FOR_INTERRUPTS of its own), so a model call
 stops when its statement is stopped. Only a new connection (DNS, TCP, TLS, a proxy's tunnel)
-is made in a request thread, which the backend waits for the same way; that thread blocks
-every signal, so PostgreSQL's handlers always run in the backend's own thread.
+is made in a thread of its own, which the backend waits for the same way; that thread blocks
+every signal, so PostgreSQL's handlers always run in the backend's own thread. Not sliced: the
+write of a request (the kernel takes a request of a few hundred kB at once; a server that stops
+reading holds it for at most the socket timeout) and the rest of a TLS record whose first bytes
+have come.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ _RETRY_AFTER_STATUS = (429, 503)  # whose Retry-After header is obeyed, as urlli
 _SLICE_SECONDS = 0.05  # how often a waiting backend looks for a cancel
 # Linux's TCP_CORK holds a request's headers until its body is written: urllib3 turns Nagle's
 # delay off, so they went as two packets and the server woke twice (bench_engine_io: a bare
-# http.client ran at 1.08x the transport's rate without it, 0.98x with it).
+# http.client ran at 1.08-1.11x the transport's rate without it, 0.98-1.02x with it).
 _CORK = getattr(socket, "TCP_CORK", None)
 _BACKOFF = 0.25        # as urllib3: no wait before the first retry, _BACKOFF * 2^(n-1) s before the n-th
 _TIMEOUT_HINT = ("raise the setting ai.http_timeout (seconds; at most the max_http_timeout a "
@@ -234,7 +237,7 @@ class Sent:
     target: str             # what the request line asks for
     conn: Any = None        # the connection the request went out on, until its reply is read
     failures: int = 0       # attempts that failed and were made again
-    last_check: float = 0.0  # time.monotonic() when the backend last looked for a cancel
+    last_check: float = 0.0  # time.monotonic() when the backend last looked for a cancel (or sent)
 
 
 def _deadline(socket_timeout: float, retries: int) -> float:
@@ -274,7 +277,7 @@ def _route(url: str) -> tuple[Any, str, dict]:
 
 
 def _connect(conn_pool: Any, conn: Any) -> None:
-    """Open a connection (runs in a request thread): through the proxy's tunnel if it needs one."""
+    """Open a connection (runs in a connecting thread): through the proxy's tunnel if it needs one."""
     if getattr(conn_pool, "proxy", None) is not None and conn_pool.scheme == "https":
         conn_pool._prepare_proxy(conn)  # CONNECT, then TLS with the host inside the tunnel
     else:
@@ -455,8 +458,9 @@ def _start(method: str, url: str, body: bytes | None, headers: dict | None, sock
     """Write a request now; receive or download read its reply."""
     deadline = _deadline(socket_timeout, retries)
     conn_pool, target, route_headers = _route(url)
+    now = time.monotonic()
     sent = Sent(method, url, body, {**_HEADERS, **route_headers, **(headers or {})}, socket_timeout,
-                max_bytes, retries, time.monotonic() + deadline, deadline, unreachable_hint, conn_pool, target)
+                max_bytes, retries, now + deadline, deadline, unreachable_hint, conn_pool, target, last_check=now)
     _write(sent)
     return sent
 
