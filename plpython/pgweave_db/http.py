@@ -15,10 +15,9 @@ backend runs a trivial statement, where PostgreSQL notices a cancel, a statement
 pg_terminate_backend (PL/Python has no CHECK_FOR_INTERRUPTS of its own), so a model call
 stops when its statement is stopped. Only a new connection (DNS, TCP, TLS, a proxy's tunnel)
 is made in a thread of its own, which the backend waits for the same way; that thread blocks
-every signal, so PostgreSQL's handlers always run in the backend's own thread. Not sliced: the
-write of a request (the kernel takes a request of a few hundred kB at once; a server that stops
-reading holds it for at most the socket timeout) and the rest of a TLS record whose first bytes
-have come.
+every signal, so PostgreSQL's handlers always run in the backend's own thread. Writes wait the
+same way. Not sliced: reading the rest of a TLS record whose first bytes have come (for at most
+the socket timeout).
 """
 
 from __future__ import annotations
@@ -310,7 +309,11 @@ def _write(sent: Sent) -> None:
             corked = _CORK is not None and isinstance(conn.sock, socket.socket)
             if corked:  # http.client writes the headers, then the body: one packet for both
                 conn.sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
-            conn.request(sent.method, sent.target, body=sent.body, headers=sent.headers)
+            conn.send = lambda data: _send(sent, conn.sock, data)  # for this request only
+            try:
+                conn.request(sent.method, sent.target, body=sent.body, headers=sent.headers)
+            finally:
+                del conn.send
             if corked:
                 conn.sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
         except _TRANSPORT_ERRORS as exc:
@@ -323,6 +326,15 @@ def _write(sent: Sent) -> None:
             raise
         sent.conn = conn
         return
+
+
+def _send(sent: Sent, sock: Any, data: bytes) -> None:
+    """What http.client writes a request with: each write of the socket after _wait, so a
+    server that stops reading a long request does not hold a cancel up."""
+    view = memoryview(data)
+    while view:
+        _wait(sent, sock, select.POLLOUT)
+        view = view[sock.send(view):]
 
 
 def _discard(conn_pool: Any, conn: Any) -> None:
@@ -342,10 +354,11 @@ def _pause(sent: Sent, seconds: float) -> None:
         _check_for_interrupts()
 
 
-def _wait_readable(sent: Sent, sock: Any) -> None:
-    """Wait until a read of the socket will not block: in slices, looking for a cancel
-    between them (and at least every slice while bytes keep coming), raising _GaveUp at the
-    deadline and TimeoutError after socket_timeout without a byte."""
+def _wait(sent: Sent, sock: Any, event: int) -> None:
+    """Wait until a read (event select.POLLIN) or a write (POLLOUT) of the socket will not
+    block: in slices, looking for a cancel between them (and at least every slice while bytes
+    keep moving), raising _GaveUp at the deadline and TimeoutError after socket_timeout
+    without a byte."""
     now = time.monotonic()
     if now > sent.until:
         raise _GaveUp()
@@ -353,10 +366,10 @@ def _wait_readable(sent: Sent, sock: Any) -> None:
         _check_for_interrupts()
         sent.last_check = now
     pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted
-    if pending is not None and pending():
+    if event == select.POLLIN and pending is not None and pending():
         return
     poller = select.poll()
-    poller.register(sock, select.POLLIN)
+    poller.register(sock, event)
     quiet_since = now
     while not poller.poll(_SLICE_SECONDS * 1000):
         _check_for_interrupts()
@@ -368,7 +381,7 @@ def _wait_readable(sent: Sent, sock: Any) -> None:
 
 
 class _WaitingReader(io.RawIOBase):
-    """A socket's reads, each after _wait_readable: what http.client reads a reply from."""
+    """A socket's reads, each after _wait: what http.client reads a reply from."""
 
     def __init__(self, sock: Any, sent: Sent):
         super().__init__()
@@ -379,7 +392,7 @@ class _WaitingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int | None:
-        _wait_readable(self.sent, self.sock)
+        _wait(self.sent, self.sock, select.POLLIN)
         return self.raw.readinto(buffer)
 
     def close(self) -> None:

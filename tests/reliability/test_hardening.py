@@ -12,8 +12,8 @@ Bad inputs tried, and their outcomes now (before: the outcome in brackets):
 - DROP ROLE of one grantee of a secret: the others keep using it [role "..." does not exist];
 - statement_timeout 1s, a server that answers after 20 s: canceled at the timeout [returned
   after 20 s]; pg_cancel_backend / pg_terminate_backend, before the reply or halfway through
-  its body, or while a connection is being made that never completes: honoured at once
-  [after the answer];
+  its body, while a connection is being made that never completes, or while a 32 MB request
+  is written to a server that stops reading it: honoured at once [after the answer];
 - a 503 with Retry-After: 1, then the answer: asked again after that second; Retry-After:
   3600: given up on at once, past the call's deadline;
 - SET ai.http_timeout = 36000: held to the superuser's max_http_timeout [waited for hours];
@@ -265,7 +265,7 @@ def test_a_slow_model_server_is_cut_off_by_statement_timeout(role, timeout):
                 assert conn.execute("SELECT vector_dims(ai.ollama_embed('all-minilm', 'x'))").fetchone()[0] == 384
 
 
-def _call_in_thread(dsn: str, url: str) -> tuple[threading.Thread, dict]:
+def _call_in_thread(dsn: str, url: str, text: str = "x") -> tuple[threading.Thread, dict]:
     """Start a model call to ``url`` in a thread; returns the thread and where its outcome lands."""
     outcome: dict = {}
 
@@ -273,8 +273,8 @@ def _call_in_thread(dsn: str, url: str) -> tuple[threading.Thread, dict]:
         try:
             with psycopg.connect(dsn) as conn:
                 outcome["pid"] = conn.info.backend_pid
-                outcome["value"] = conn.execute("SELECT ai.ollama_embed('all-minilm', 'x', host => %s)::text",
-                                                (url,)).fetchone()[0]
+                outcome["value"] = conn.execute("SELECT ai.ollama_embed('all-minilm', %s, host => %s)::text",
+                                                (text, url)).fetchone()[0]
         except psycopg.Error as exc:
             outcome["error"] = exc
 
@@ -354,20 +354,59 @@ def unanswered_port() -> Iterator[str]:
         listener.close()
 
 
+@contextmanager
+def deaf_server() -> Iterator[tuple[str, list]]:
+    """The URL of a server that accepts connections and never reads from them, and the
+    connections it holds."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:  # closed at the end
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", held
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+def _cancel_while_waiting(db: str, thread: threading.Thread, outcome: dict, ready: Callable[[], bool]) -> None:
+    """Once the call runs and ``ready()`` says it is where the test wants it, cancel it; it
+    must end at once (every wait here is far shorter than ai.http_timeout, 120 s)."""
+    with psycopg.connect(db, autocommit=True) as watch:
+        deadline = time.monotonic() + 20
+        while not (watch.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND state = 'active'",
+                                 (outcome.get("pid"),)).fetchone()[0] and ready()):
+            assert time.monotonic() < deadline, "the call never got there"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the backend waits meanwhile
+        watch.execute("SELECT pg_cancel_backend(%s)", (outcome["pid"],))
+    thread.join(10)
+    assert not thread.is_alive()
+    assert isinstance(outcome.get("error"), psycopg.errors.QueryCanceled), outcome
+
+
 def test_cancel_stops_a_connection_that_is_never_made(db, role):
     with unanswered_port() as url:
         thread, outcome = _call_in_thread(role, url)
-        with psycopg.connect(db, autocommit=True) as watch:
-            deadline = time.monotonic() + 20
-            while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND state = 'active'",
-                                    (outcome.get("pid"),)).fetchone()[0]:
-                assert time.monotonic() < deadline, "the call never started"
-                time.sleep(0.05)
-            time.sleep(0.5)  # the backend waits for the connection meanwhile
-            watch.execute("SELECT pg_cancel_backend(%s)", (outcome["pid"],))
-        thread.join(10)  # the connection would be given up on after ai.http_timeout
-        assert not thread.is_alive()
-        assert isinstance(outcome.get("error"), psycopg.errors.QueryCanceled), outcome
+        _cancel_while_waiting(db, thread, outcome, lambda: True)
+
+
+def test_cancel_stops_a_request_the_server_stops_reading(db, role):
+    """32 MB of request: more than the kernel's buffers on both ends take."""
+    with deaf_server() as (url, held):
+        thread, outcome = _call_in_thread(role, url, "x" * (32 << 20))
+        _cancel_while_waiting(db, thread, outcome, lambda: bool(held))
 
 
 def test_retry_after_is_obeyed_within_the_calls_deadline(role):
