@@ -9,15 +9,15 @@ requests and parses the replies.
 
 The backend's own thread writes each request and reads its reply. PL/Python holds Python's
 interpreter lock while a statement runs, so a request thread could neither write nor read
-while the engine inserted rows, and handing the lock over cost time too (bench/README.md).
-Every read of the socket first waits until it is readable, in slices; between slices the
-backend runs a trivial statement, where PostgreSQL notices a cancel, a statement_timeout or
-pg_terminate_backend (PL/Python has no CHECK_FOR_INTERRUPTS of its own), so a model call
-stops when its statement is stopped. Only a new connection (DNS, TCP, TLS, a proxy's tunnel)
-is made in a thread of its own, which the backend waits for the same way; that thread blocks
-every signal, so PostgreSQL's handlers always run in the backend's own thread. Writes wait the
-same way. Not sliced: reading the rest of a TLS record whose first bytes have come (for at most
-the socket timeout).
+while the engine inserted rows, and handing the lock over cost time too (README.md, "The
+engine's own cost"). Every read and every write of the socket first waits until it can go on,
+in slices; between slices the backend runs a trivial statement, where PostgreSQL notices a
+cancel, a statement_timeout or pg_terminate_backend (PL/Python has no CHECK_FOR_INTERRUPTS of
+its own), so a model call stops when its statement is stopped. Only a new connection (DNS,
+TCP, TLS, a proxy's tunnel) is made in a thread of its own, which the backend waits for the
+same way; that thread blocks every signal, so PostgreSQL's handlers always run in the
+backend's own thread. Not sliced: reading the rest of a TLS record whose first bytes have
+come (for at most the socket timeout).
 """
 
 from __future__ import annotations
@@ -147,8 +147,9 @@ _TRANSPORT_ERRORS = (OSError, http.client.HTTPException, HTTPError)
 
 
 def _failure(exc: BaseException, connecting: bool) -> _Failed:
-    """The kind of a transport error (``connecting``: raised while making the connection)."""
-    if isinstance(exc, (ssl.SSLError, urllib3.exceptions.SSLError)):
+    """The kind of a transport error (``connecting``: raised while making the connection; a
+    TLS error after that is a broken connection, not a failed certificate check)."""
+    if connecting and isinstance(exc, (ssl.SSLError, urllib3.exceptions.SSLError)):
         return _Failed("tls", exc)
     # (urllib3 1.26's NewConnectionError, a refused connection, is a kind of connect timeout.)
     if isinstance(exc, TimeoutError) or (isinstance(exc, ConnectTimeoutError)
