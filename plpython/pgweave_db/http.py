@@ -419,8 +419,10 @@ def _read_reply(sent: Sent) -> Reply:
     conn.response_class = lambda sock, *args, **kwargs: http.client.HTTPResponse(
         _Waiting(sock, sent), *args, **kwargs)
     try:
-        # http.client's own getresponse: urllib3 2's would wrap the reply in its own class.
-        response = http.client.HTTPConnection.getresponse(conn)
+        try:  # http.client's own getresponse: urllib3 2's would wrap the reply in its own class
+            response = http.client.HTTPConnection.getresponse(conn)
+        finally:
+            del conn.response_class  # the connection keeps no reference to this request
         declared = response.getheader("Content-Length")
         if declared and declared.isdigit() and int(declared) > sent.max_bytes:
             raise _TooLarge(int(declared))
