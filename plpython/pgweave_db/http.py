@@ -240,14 +240,14 @@ class Sent:
     last_check: float = 0.0  # time.monotonic() when the backend last looked for a cancel (or sent)
 
 
-def _deadline(socket_timeout: float, retries: int) -> float:
-    """How long a whole request may take: every attempt the timeout, plus the backoff."""
-    return socket_timeout * (retries + 1) + sum(min(120.0, _BACKOFF * 2 ** n) for n in range(retries))
-
-
 def _backoff(failures: int) -> float:
     """urllib3's wait before the next attempt after this many failed ones (Retry.get_backoff_time)."""
     return 0.0 if failures <= 1 else min(120.0, _BACKOFF * 2 ** (failures - 1))
+
+
+def _deadline(socket_timeout: float, retries: int) -> float:
+    """How long a whole request may take: every attempt the timeout, plus the backoff."""
+    return socket_timeout * (retries + 1) + sum(_backoff(n) for n in range(1, retries + 1))
 
 
 _routes: dict[str, tuple[Any, str, dict]] = {}  # by URL, see _route
