@@ -258,7 +258,7 @@ def _route(url: str) -> tuple[Any, str, dict]:
     headers the way adds (basic auth for credentials in the URL; through a proxy, Host and the
     proxy's headers). A plain http:// request through a proxy goes to the proxy with the whole
     URL; any other goes to its host (an https:// one through the proxy's tunnel). Kept for the
-    last 256 URLs while urllib3 keeps the pool (parsing a URL again was 40 us a request)."""
+    last 256 URLs while urllib3 keeps the pool (finding it again was 17 us a request)."""
     route = _routes.get(url)
     if route is None or route[0].pool is None:  # a pool urllib3 closed (more than num_pools hosts)
         if len(_routes) >= 256:
