@@ -30,7 +30,6 @@ import os
 import queue
 import select
 import signal
-import socket
 import ssl
 import threading
 import time
@@ -59,10 +58,6 @@ _PIECE = 1 << 20  # a reply is read in pieces of at most this size, counted agai
 _RETRY_STATUS = (429, 500, 502, 503, 504)
 _RETRY_AFTER_STATUS = (429, 503)  # whose Retry-After header is obeyed, as urllib3 does
 _SLICE_SECONDS = 0.05  # how often a waiting backend looks for a cancel
-# Linux's TCP_CORK holds a request's headers until its body is written: urllib3 turns Nagle's
-# delay off, so they went as two packets and the server woke twice (bench_engine_io: a bare
-# http.client ran at 1.08-1.11x the transport's rate without it, 0.98-1.02x with it).
-_CORK = getattr(socket, "TCP_CORK", None)
 _BACKOFF = 0.25        # as urllib3: no wait before the first retry, _BACKOFF * 2^(n-1) s before the n-th
 _TIMEOUT_HINT = ("raise the setting ai.http_timeout (seconds; at most the max_http_timeout a "
                  "superuser sets in ai._model_call_limit), or check the server's load")
@@ -307,16 +302,11 @@ def _write(sent: Sent) -> None:
             sent.pool._put_conn(None)  # it is left to its thread, never used (its place is given back)
             raise
         try:
-            corked = _CORK is not None and isinstance(conn.sock, socket.socket)
-            if corked:  # http.client writes the headers, then the body: one packet for both
-                conn.sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
             conn.send = lambda data: _send(sent, conn.sock, data)  # for this request only
             try:
                 conn.request(sent.method, sent.target, body=sent.body, headers=sent.headers)
             finally:
                 del conn.send
-            if corked:
-                conn.sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
         except _TRANSPORT_ERRORS as exc:
             _discard(sent.pool, conn)
             if kept and not isinstance(exc, TimeoutError):
@@ -430,7 +420,8 @@ def _read_reply(sent: Sent) -> Reply:
         inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
         content = bytearray()
         # read(n) fills a buffer of the size left (at most n), waiting before each read of
-        # the socket; read1(n) made an n-byte buffer for each read (5x the time for 300 kB).
+        # the socket; read1(n) made an n-byte buffer for each read (5x the time for 300 kB
+        # over a socketpair; 1.02x for a backfill, 7 of 10 interleaved rounds).
         while piece := response.read(_PIECE):
             try:
                 content += inflate.decompress(piece, sent.max_bytes + 1 - len(content)) if inflate else piece
@@ -469,16 +460,14 @@ def _exchange(sent: Sent) -> Reply:
         _write(sent)
 
 
-def _start(method: str, url: str, body: bytes | None, headers: dict | None, socket_timeout: float,
-           max_bytes: int, retries: int, unreachable_hint: str) -> Sent:
-    """Write a request now; receive or download read its reply."""
+def _request(method: str, url: str, body: bytes | None, headers: dict | None, socket_timeout: float,
+             max_bytes: int, retries: int, unreachable_hint: str) -> Sent:
+    """A request, not written yet: _write sends it, _exchange reads its reply."""
     deadline = _deadline(socket_timeout, retries)
     conn_pool, target, route_headers = _route(url)
     now = time.monotonic()
-    sent = Sent(method, url, body, {**_HEADERS, **route_headers, **(headers or {})}, socket_timeout,
+    return Sent(method, url, body, {**_HEADERS, **route_headers, **(headers or {})}, socket_timeout,
                 max_bytes, retries, now + deadline, deadline, unreachable_hint, conn_pool, target, last_check=now)
-    _write(sent)
-    return sent
 
 
 TooLarge, GaveUp, Failed = _TooLarge, _GaveUp, _Failed  # what download raises
@@ -488,7 +477,9 @@ check_for_interrupts = _check_for_interrupts  # for other waits of a backend (pa
 def download(url: str, *, timeout: float, max_bytes: int, retries: int) -> Reply:
     """GET a document (ai.loading_uri): no redirects, at most max_bytes, retried like a model
     call, stopped by a cancel. The caller checks the URL and says what a failure means."""
-    return _exchange(_start("GET", url, None, None, timeout, max_bytes, retries, ""))
+    sent = _request("GET", url, None, None, timeout, max_bytes, retries, "")
+    _write(sent)
+    return _exchange(sent)
 
 
 def send(method: str, url: str, *, json: Any = None, headers: dict | None = None,
@@ -507,10 +498,12 @@ def send(method: str, url: str, *, json: Any = None, headers: dict | None = None
     socket_timeout = timeout if left is None else min(timeout, left + 1.0)
     max_bytes = int(settings.limit("max_reply_bytes"))
     retries = 0 if quick else settings.retries()
+    sent = _request(method, url, body, headers, socket_timeout, max_bytes, retries, unreachable_hint)
     try:
-        return _start(method, url, body, headers, socket_timeout, max_bytes, retries, unreachable_hint)
+        _write(sent)
     except (_GaveUp, _Failed) as exc:
-        _fail(exc, url, socket_timeout, _deadline(socket_timeout, retries), max_bytes, unreachable_hint)
+        _fail(exc, sent)
+    return sent
 
 
 def _json_body(payload: Any, headers: dict | None) -> tuple[bytes | None, dict | None]:
@@ -530,33 +523,32 @@ def receive(sent: Sent) -> Reply:
     try:
         return _exchange(sent)
     except (_GaveUp, _TooLarge, _Failed) as exc:
-        _fail(exc, sent.url, sent.socket_timeout, sent.deadline, sent.max_bytes, sent.unreachable_hint)
+        _fail(exc, sent)
     raise AssertionError("unreachable")
 
 
-def _fail(exc: Exception, url: str, socket_timeout: float, deadline: float, max_bytes: int,
-          unreachable_hint: str) -> None:
+def _fail(exc: Exception, sent: Sent) -> None:
     """Raise the error, with its hint, for a request that got no usable reply."""
-    where = origin(url)
+    where = origin(sent.url)
     if isinstance(exc, _GaveUp):
-        fail(f"the model server at {where} did not finish answering within {deadline:g} s",
+        fail(f"the model server at {where} did not finish answering within {sent.deadline:g} s",
              hint=_TIMEOUT_HINT, sqlstate="57014")
     if isinstance(exc, _TooLarge):
-        fail(f"the model server at {where} sent a reply larger than {max_bytes} bytes "
+        fail(f"the model server at {where} sent a reply larger than {sent.max_bytes} bytes "
              f"(at least {exc.args[0]})", sqlstate="54000",
              hint="ask for less (fewer inputs per call, a lower max_tokens), or have a superuser "
                   "raise max_reply_bytes: UPDATE ai._model_call_limit SET value = ... "
                   "WHERE name = 'max_reply_bytes'")
     if exc.kind == "timeout":
-        fail(f"the model server at {where} did not answer within {socket_timeout:g} s",
+        fail(f"the model server at {where} did not answer within {sent.socket_timeout:g} s",
              hint=_TIMEOUT_HINT, sqlstate="57014")
     if exc.kind == "tls":
         fail(f"the model server at {where} failed the TLS check: {_tls_reason(exc.cause)}",
              hint=_TLS_HINT, sqlstate="08001")
     if exc.kind == "unreachable":
-        fail(f"cannot reach the model server at {where}", hint=unreachable_hint, sqlstate="08001")
+        fail(f"cannot reach the model server at {where}", hint=sent.unreachable_hint, sqlstate="08001")
     fail(f"request to the model server at {where} failed: {type(exc.cause).__name__}",
-         hint=unreachable_hint, sqlstate="08000")
+         hint=sent.unreachable_hint, sqlstate="08000")
 
 
 def _tls_reason(error: BaseException) -> str:
